@@ -1,0 +1,279 @@
+"""The command line: parses arguments, calls into the package, turns errors into messages."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from labelloop import __version__
+from labelloop.errors import LabelloopError
+
+app = typer.Typer(
+    help="Bootstrap a small, fast text classifier from raw documents and an LLM.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rules_app = typer.Typer(help="Show or edit the labeling rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+ConfigArg = Annotated[Path, typer.Argument(help="Path to config.yaml.", show_default=False)]
+OutputArg = Annotated[Path, typer.Argument(help="A run's output_dir (holds labelloop.db).", show_default=False)]
+
+
+class LabelFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class Engine(str, Enum):
+    local = "local"
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"labelloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = None,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the starter project in.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing config.yaml.")] = False,
+) -> None:
+    """Write a commented starter config.yaml (and an empty input folder)."""
+    from labelloop.starter import write_starter
+
+    path = write_starter(directory, force=force)
+    console.print(f"Wrote {path}. Put documents in {directory / 'input'}, then run `labelloop run {path}`.")
+
+
+@app.command()
+def ingest(
+    config: ConfigArg,
+    text_column: Annotated[
+        Optional[str], typer.Option(help="Column/key holding the text in CSV and JSONL (default: text).")
+    ] = None,
+) -> None:
+    """Read the input folder, chunk it, and store the chunks in the project file."""
+    from labelloop.config import load_config
+    from labelloop.ingest.pipeline import ingest as run_ingest
+    from labelloop.store import Store
+
+    cfg = load_config(config)
+    store = Store(cfg.db_path)
+    report = run_ingest(cfg, store, text_column=text_column)
+    console.print(report.render())
+
+
+@app.command()
+def status(output_dir: OutputArg) -> None:
+    """Counts of chunks, labels by source and class, LLM calls, tokens, cost."""
+    from labelloop.status import render_status
+    from labelloop.store import Store
+
+    store = Store(_db(output_dir), create=False)
+    console.print(render_status(store))
+
+
+@app.command()
+def plan(config: ConfigArg) -> None:
+    """Estimate the most LLM calls, tokens and cost this config can spend."""
+    from labelloop.config import load_config
+    from labelloop.llm.plan import estimate
+    from labelloop.store import Store
+
+    cfg = load_config(config)
+    n_chunks = len(Store(cfg.db_path).chunks()) if cfg.db_path.exists() else None
+    if not n_chunks:
+        from labelloop.ingest.pipeline import ingest as run_ingest
+
+        store = Store(cfg.db_path)
+        run_ingest(cfg, store, progress=False)
+        n_chunks = len(store.chunks())
+    console.print(estimate(cfg, n_chunks).render())
+
+
+@app.command()
+def run(config: ConfigArg) -> None:
+    """Ingest, write rules, label, and train students until good enough; then export."""
+    from labelloop.config import load_config
+    from labelloop.loop.runner import run as run_loop
+
+    cfg = load_config(config)
+    run_loop(cfg, console=console)
+
+
+@rules_app.command("show")
+def rules_show(
+    output_dir: OutputArg,
+    version: Annotated[Optional[int], typer.Option(help="Rules version (default: latest).")] = None,
+) -> None:
+    """Print the labeling rules."""
+    from labelloop.store import Store
+
+    store = Store(_db(output_dir), create=False)
+    rules = store.rules(version)
+    if rules is None:
+        raise LabelloopError(
+            f"no rules{'' if version is None else f' version {version}'} in {output_dir}; "
+            "`labelloop run CONFIG` writes them (see `labelloop rules show --help`)"
+        )
+    console.print(f"[bold]Rules v{rules.version}[/bold] by {rules.author} ({rules.created_at})\n")
+    console.print(rules.text, markup=False, highlight=False)
+
+
+@rules_app.command("edit")
+def rules_edit(
+    output_dir: OutputArg,
+    from_file: Annotated[
+        Optional[Path], typer.Option("--from-file", help="Take the new rules from this file instead of $EDITOR.")
+    ] = None,
+) -> None:
+    """Edit the rules (opens $EDITOR); saves a new version. The next run re-labels only what it must."""
+    from labelloop.llm.rules import edit_rules, stale_llm_labels
+    from labelloop.store import Store
+
+    store = Store(_db(output_dir), create=False)
+    current = store.rules()
+    old_text = current.text if current else ""
+    if from_file is not None:
+        new_text = from_file.read_text(encoding="utf-8")
+    else:
+        new_text = typer.edit(old_text, extension=".md")
+        if new_text is None:
+            console.print("No change (editor closed without saving).")
+            return
+    if new_text.strip() == old_text.strip():
+        console.print("Rules unchanged; no new version.")
+        return
+    rules = edit_rules(store, new_text, author="human")
+    console.print(
+        f"Saved rules v{rules.version}. {len(stale_llm_labels(store))} LLM label(s) will be re-labeled "
+        "by the next `labelloop run`."
+    )
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A classifiers/classifier_<N> folder.")],
+    input: Annotated[Path, typer.Argument(help="A .jsonl with `text`, a folder, or ingestible files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write predictions (.jsonl).")],
+    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
+    text_column: Annotated[str, typer.Option(help="Column/key holding the text.")] = "text",
+) -> None:
+    """Predict with a trained student; never loads an LLM."""
+    from labelloop.predict import predict_path
+
+    n = predict_path(model_dir, input, output, batch_size=batch_size, text_column=text_column)
+    console.print(f"Wrote {n} predictions to {output}")
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="A classifiers/classifier_<N> folder.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8421,
+) -> None:
+    """Serve a student over HTTP: POST /predict {"texts": [...]}."""
+    from labelloop.serve import serve as serve_model
+
+    serve_model(model_dir, host=host, port=port)
+
+
+@app.command()
+def review(
+    output_dir: OutputArg,
+    host: Annotated[str, typer.Option(help="Interface to bind; non-loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8420,
+    token: Annotated[
+        Optional[str], typer.Option(help="Access token (or env LABELLOOP_REVIEW_TOKEN).", envvar="LABELLOOP_REVIEW_TOKEN")
+    ] = None,
+) -> None:
+    """Open the review web app over a run's project file."""
+    from labelloop.review.app import serve as serve_review
+
+    _db(output_dir)
+    serve_review(output_dir, host=host, port=port, token=token)
+
+
+@app.command("export-labels")
+def export_labels_cmd(
+    output_dir: OutputArg,
+    format: Annotated[LabelFormat, typer.Option("--format", help="Output format.")] = LabelFormat.jsonl,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write.")] = None,
+) -> None:
+    """Write every chunk with its final label and where it came from."""
+    from labelloop.export_labels import export_labels
+    from labelloop.store import Store
+
+    store = Store(_db(output_dir), create=False)
+    out = output or (output_dir / f"labels.{format.value}")
+    n = export_labels(store, out, format.value)
+    console.print(f"Wrote {n} rows to {out}")
+
+
+def _db(output_dir: Path) -> Path:
+    db = output_dir / "labelloop.db"
+    if not db.exists():
+        raise LabelloopError(
+            f"{str(output_dir)!r} has no labelloop.db; pass the output_dir of a run "
+            "(path.output_dir in its config), or start one with `labelloop run CONFIG`"
+        )
+    return db
+
+
+def main() -> None:
+    """Console entry point: errors become one readable message; tracebacks only with --debug."""
+    try:
+        app(standalone_mode=False)
+    except LabelloopError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted. Everything paid for is saved; run the same command again to resume.")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if _state["debug"]:
+            raise
+        err_console.print(
+            f"[bold red]unexpected error:[/bold red] {type(exc).__name__}: {escape(str(exc))}\n"
+            "Run again with --debug for the traceback, and please report it."
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

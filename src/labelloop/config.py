@@ -1,0 +1,312 @@
+"""config.yaml: strict pydantic models, Augmentoolkit's keys accepted unchanged.
+
+Augmentoolkit's classifier config (`pipeline`, `api`, `classification`, `path`,
+`system`, `training`, `meta_datagen`) loads as is. labelloop's own optional
+sections (`small_model`, `large_model`, `student`, `balancing`, `sampling`,
+`review`, `ingest`) refine it. `resolve_llm` is the one place that maps
+Augmentoolkit's `api.*` keys onto labelloop's LLM sections.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from labelloop.errors import ConfigError
+
+LLMMode = Literal["api", "local", "embedded"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ApiSection(Strict):
+    """Augmentoolkit's `api` section: two OpenAI-compatible endpoints."""
+
+    large_model: str | None = Field(None, description="Model name on the large endpoint.")
+    large_api_key: str | None = Field(None, description="API key for the large endpoint.")
+    large_base_url: str | None = Field(None, description="Base URL of the large endpoint.")
+    large_mode: str | None = Field(None, description="'api' (HTTP) or 'local'/'embedded' (llama.cpp).")
+    small_model: str | None = None
+    small_api_key: str | None = None
+    small_base_url: str | None = None
+    small_mode: str | None = None
+
+
+class ClassificationSection(Strict):
+    classes: list[str] = Field(..., description="Class names, at least two, all different.")
+    desc: str = Field(..., description="Plain-language description of the task and classes.")
+    predict_on_whole_set_at_the_end: bool = Field(
+        False, description="Run the final student on every chunk the LLM did not label."
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _parse_class_list(cls, value: Any) -> Any:
+        # Augmentoolkit also accepts the list written as a string: "['a', 'b']".
+        if isinstance(value, str):
+            try:
+                parsed = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                parsed = [part.strip() for part in value.split(",") if part.strip()]
+            return parsed
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _check_classes(cls, value: list[str]) -> list[str]:
+        cleaned = [c.strip() for c in value]
+        if any(not c for c in cleaned):
+            raise ValueError("class names must not be empty; remove the empty entry")
+        if len(cleaned) < 2:
+            raise ValueError("need at least 2 classes; add another class name to the list")
+        seen: set[str] = set()
+        dups = [c for c in cleaned if c.lower() in seen or seen.add(c.lower())]
+        if dups:
+            raise ValueError(
+                f"duplicate classes {sorted(set(dups))} (case-insensitive); give each class once"
+            )
+        return cleaned
+
+
+class PathSection(Strict):
+    input_dir: Path = Field(..., description="Folder of documents to ingest (walked recursively).")
+    output_dir: Path = Field(..., description="Where the project file and all outputs go.")
+    prompts: Path | None = Field(None, description="Folder of prompt overrides (optional).")
+    default_prompts: Path | None = Field(None, description="Fallback prompt folder (optional).")
+
+
+class SystemSection(Strict):
+    chunk_size: int = Field(256, gt=0, description="Max tokens per chunk (student tokenizer).")
+    completion_mode: bool = Field(False, description="Use /completions instead of /chat/completions.")
+    concurrency_limit: int = Field(8, gt=0, description="Max LLM requests in flight.")
+    required_accuracy: float = Field(0.9, ge=0.0, le=1.0, description="Stop when reached.")
+    use_stop: bool = Field(True, description="Send stop sequences to the LLM.")
+
+
+class TrainingSection(Strict):
+    max_iters: int = Field(5, gt=0, description="Max train/evaluate rounds.")
+    model_path: str | None = Field(
+        None, description="Base model of the `transformer` student: a local folder."
+    )
+    test_set_size: int = Field(100, gt=0, description="Chunks the large LLM labels as the test set.")
+    train_set_increment: int = Field(100, gt=0, description="Chunks added per round.")
+    train_set_size: int = Field(200, gt=0, description="Chunks in the first training set.")
+    truncation_type: Literal["head", "head-tail"] = Field(
+        "head-tail", description="How the student's input is cut to its max length."
+    )
+
+
+class MetaDatagenSection(Strict):
+    do_meta_datagen: bool = False
+    meta_datagen_keys: list[str] = Field(default_factory=list)
+    meta_datagen_extras: list[str] = Field(default_factory=list)
+
+
+class LLMSection(Strict):
+    """labelloop's own LLM section (`small_model` / `large_model`)."""
+
+    mode: LLMMode = Field("embedded", description="'api' for HTTP, 'embedded'/'local' for llama.cpp.")
+    model: str | None = Field(None, description="Model name (api) or GGUF path (embedded).")
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://host:8000/v1")
+    api_key: str | None = Field(None, description="API key; prefer api_key_env.")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the key.")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(512, gt=0)
+    structured_output: Literal["auto", "json_schema", "none"] = "auto"
+    samples: int = Field(1, ge=1, description="k samples for agreement confidence when no logprobs.")
+    price_per_1k_input: float | None = Field(None, ge=0)
+    price_per_1k_output: float | None = Field(None, ge=0)
+    n_ctx: int = Field(2048, gt=0, description="Context window of the embedded model.")
+    calibrate: bool = Field(True, description="Contextual calibration of embedded label scores.")
+
+
+class StudentSection(Strict):
+    type: Literal["embedding-head", "setfit", "transformer"] = "embedding-head"
+    encoder: str | None = Field(None, description="Sentence-transformer folder; default: packaged MiniLM.")
+    max_seq_length: int | None = Field(None, gt=0)
+    batch_size: int = Field(32, gt=0)
+    epochs: int = Field(1, gt=0, description="setfit / transformer epochs.")
+    setfit_iterations: int = Field(20, gt=0, description="setfit contrastive pairs per example.")
+    learning_rate: float = Field(5e-5, gt=0)
+    seed: int = 0
+
+
+class BalancingSection(Strict):
+    mode: Literal["class-weight", "oversample", "none"] = "class-weight"
+
+
+class SamplingSection(Strict):
+    strategy: Literal["sequential", "random"] = "random"
+    seed: int = 0
+
+
+class ReviewSection(Strict):
+    gold_min: int = Field(30, gt=0, description="Human test labels needed to report gold accuracy.")
+    few_shot_per_class: int = Field(2, ge=0, description="Reviewed examples per class in prompts.")
+
+
+class IngestSection(Strict):
+    text_column: str = Field("text", description="Column/key holding the text in CSV and JSONL.")
+
+
+class Config(Strict):
+    pipeline: str | None = Field(None, description="Augmentoolkit pipeline name (accepted, not used).")
+    api: ApiSection | None = None
+    classification: ClassificationSection
+    path: PathSection
+    system: SystemSection = Field(default_factory=SystemSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    meta_datagen: MetaDatagenSection = Field(default_factory=MetaDatagenSection)
+    small_model: LLMSection | None = None
+    large_model: LLMSection | None = None
+    student: StudentSection = Field(default_factory=StudentSection)
+    balancing: BalancingSection = Field(default_factory=BalancingSection)
+    sampling: SamplingSection = Field(default_factory=SamplingSection)
+    review: ReviewSection = Field(default_factory=ReviewSection)
+    ingest: IngestSection = Field(default_factory=IngestSection)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.classification.classes
+
+    @property
+    def output_dir(self) -> Path:
+        return self.path.output_dir
+
+    @property
+    def db_path(self) -> Path:
+        return self.path.output_dir / "labelloop.db"
+
+
+_MODE_ALIASES = {"api": "api", "local": "local", "embedded": "embedded"}
+
+
+def resolve_llm(config: Config, which: Literal["small", "large"]) -> LLMSection:
+    """The LLM settings for one role: our section if given, else Augmentoolkit's api.* keys."""
+    own = config.small_model if which == "small" else config.large_model
+    if own is not None:
+        return own
+    api = config.api
+    if api is None:
+        return LLMSection()
+    mode = getattr(api, f"{which}_mode") or ("api" if getattr(api, f"{which}_base_url") else "embedded")
+    return LLMSection(
+        mode=_MODE_ALIASES[mode],
+        model=getattr(api, f"{which}_model"),
+        base_url=getattr(api, f"{which}_base_url"),
+        api_key=getattr(api, f"{which}_api_key"),
+    )
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a config file; raise ConfigError listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            [f"{path}: no such file; create one with `labelloop init DIR`"], source=str(path)
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            [f"top level must be a mapping of sections, got {type(raw).__name__}"], source=str(path)
+        )
+    return parse_config(raw, base_dir=path.parent, source=str(path))
+
+
+def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
+    """Validate a config mapping; relative paths resolve against base_dir."""
+    problems: list[str] = []
+    _check_api_modes(raw, problems)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_render(err) for err in exc.errors())
+        raise ConfigError(problems, source=source) from None
+    if problems:
+        raise ConfigError(problems, source=source)
+    for field in ("input_dir", "output_dir", "prompts", "default_prompts"):
+        value = getattr(config.path, field)
+        if value is not None and not value.is_absolute():
+            setattr(config.path, field, (base_dir / value).resolve())
+    if not config.path.input_dir.is_dir():
+        problems.append(
+            f"path.input_dir: {str(config.path.input_dir)!r} is not a folder; "
+            "create it and put your documents there, or point path.input_dir at an existing folder"
+        )
+    for which in ("small", "large"):
+        llm = resolve_llm(config, which)  # type: ignore[arg-type]
+        if llm.mode == "api" and not llm.base_url:
+            problems.append(
+                f"{which}_model.base_url (or api.{which}_base_url): missing for mode 'api'; "
+                "set it to your server, e.g. http://127.0.0.1:8000/v1"
+            )
+    if problems:
+        raise ConfigError(problems, source=source)
+    return config
+
+
+def _check_api_modes(raw: dict, problems: list[str]) -> None:
+    api = raw.get("api")
+    if not isinstance(api, dict):
+        return
+    for which in ("large", "small"):
+        mode = api.get(f"{which}_mode")
+        if mode is not None and mode not in _MODE_ALIASES:
+            problems.append(
+                f"api.{which}_mode: {mode!r} is not a known mode; use one of {sorted(_MODE_ALIASES)}"
+            )
+            api.pop(f"{which}_mode")
+
+
+def _model_for(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        if not isinstance(part, str):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is None:
+            return None
+        model = sub
+    return model
+
+
+def _render(err: dict) -> str:
+    loc = tuple(err["loc"])
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    value = err.get("input")
+    kind = err["type"]
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    if kind == "extra_forbidden":
+        model = _model_for(loc)
+        known = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{dotted}: unknown key; {hint}known keys here: {', '.join(known)}"
+    if kind == "missing":
+        return f"{dotted}: required key is missing; add it (see `labelloop init` for an example)"
+    if kind == "value_error":
+        msg = str(err.get("ctx", {}).get("error", err["msg"]))
+        return f"{dotted}: {shown}: {msg}"
+    return f"{dotted}: {shown}: {err['msg'].lower()}; fix the value in the config"

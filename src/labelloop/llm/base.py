@@ -1,0 +1,82 @@
+"""The one small interface every LLM backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from labelloop.errors import LLMError
+
+
+class RequestRejectedError(LLMError):
+    """The server refused this one request (e.g. 400: too long); other requests may still work."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """A labeled example shown to the model (few-shot)."""
+
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class LabelTask:
+    """Everything the labeler knows about one chunk; backends render it into their own prompt."""
+
+    text: str
+    classes: tuple[str, ...]
+    rules: str
+    description: str
+    examples: tuple[Example, ...] = ()
+
+
+@dataclass
+class Generation:
+    """A free-text answer (used for rules)."""
+
+    text: str
+    request: dict
+    response: Any
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    attempts: int = 1
+    faults: dict = field(default_factory=dict)
+    call_id: int | None = None  # set by CallLog: the llm_calls row this came from
+    cached: bool = False  # set by CallLog: rebuilt from the log, no request made
+
+
+@dataclass
+class Classification:
+    """One labeling answer. label is None when the reply could not be parsed (status unlabeled)."""
+
+    label: str | None
+    probs: dict[str, float] | None
+    raw: str
+    request: dict
+    response: Any
+    reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    attempts: int = 1
+    faults: dict = field(default_factory=dict)
+    call_id: int | None = None  # set by CallLog: the llm_calls row this came from
+    cached: bool = False  # set by CallLog: rebuilt from the log, no request made
+
+    @property
+    def confidence(self) -> float | None:
+        """The chosen label's probability from logprobs or sample agreement; never self-reported."""
+        if self.label is None or not self.probs:
+            return None
+        return self.probs.get(self.label)
+
+
+class Backend(Protocol):
+    identity: str  # names the server/model in messages and in cache keys
+    model: str
+
+    async def generate(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Generation: ...
+
+    async def classify(self, task: LabelTask) -> Classification: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,1 @@
+"""The bootstrap loop: label, train a fresh student, evaluate, stop or grow."""

@@ -1,0 +1,176 @@
+"""`labelloop run`: ingest, rules, label, then train / evaluate / grow until good enough.
+
+Every step reads what the store already holds first, so re-running the same command after
+a crash or a kill continues where it stopped: no LLM call is repeated (the call log is the
+cache) and no finished iteration is retrained.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from labelloop.config import Config
+from labelloop.errors import IngestError, LabelloopError
+from labelloop.loop import outputs
+from labelloop.loop.labeling import ensure_rules, label, missing_labels
+from labelloop.loop.sampling import make_sampler, pick
+from labelloop.loop.stopping import MaxIters, RequiredAccuracy, first_stop
+from labelloop.loop.summary import iteration_table
+from labelloop.store import Iteration, Store
+
+
+@dataclass
+class RunResult:
+    iterations: list[Iteration]
+    stop_reason: str
+    final_model: str | None
+
+
+def run(config: Config, *, console: Console | None = None, progress: bool = True) -> RunResult:
+    console = console or Console()
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    outputs.clean_stale_temps(out)
+    store = Store(config.db_path)
+    _pin_classes(store, config)
+
+    console.rule("[bold]1. Ingest")
+    from labelloop.ingest.pipeline import ingest
+
+    report = ingest(config, store, progress=progress)
+    console.print(report.render())
+    chunks = store.chunks()
+    if not chunks:
+        raise IngestError(f"no chunks in {config.path.input_dir}; add documents there and run again")
+
+    console.rule("[bold]2. Rules (large model)")
+    samples = random.Random(config.sampling.seed).sample([c.text for c in chunks], min(5, len(chunks)))
+    rules = ensure_rules(config, store, samples)
+    from labelloop.llm.rules import write_rules_yaml
+
+    write_rules_yaml(store, out / "rules_creation_generation.yaml")
+    console.print(f"Rules v{rules.version} by {rules.author}: `labelloop rules show {out}`")
+
+    embed = _embedder(config, store)
+    console.rule("[bold]3. Test set (large model: the teacher's truth)")
+    test = _ensure_test_split(config, store, console)
+    label(config, store, missing_labels(store, test, "llm-large", rules), "large", rules, iteration=0, embed=embed)
+
+    sampler = make_sampler(config.sampling.strategy, config.sampling.seed)
+    student_input = _student_input(config)
+    stops = [RequiredAccuracy(config.system.required_accuracy), MaxIters(config.training.max_iters)]
+    from labelloop.loop.training import train_round
+
+    console.rule("[bold]4. Bootstrap loop")
+    n, reason = 1, ""
+    while True:
+        _ensure_train_batch(config, store, sampler, n)
+        train = [c for c in store.chunks("train") if (c.split_iteration or 0) <= n]
+        label(config, store, missing_labels(store, train, "llm-small", rules), "small", rules, iteration=n, embed=embed)
+        done = {it.n: it for it in store.iterations() if it.status == "done"}
+        if n not in done:
+            t0 = time.perf_counter()
+            train_round(config, store, n, student_input)
+            console.print(f"iteration {n} trained in {time.perf_counter() - t0:.1f}s")
+        history = [it for it in store.iterations() if it.status == "done" and it.n <= n]
+        console.print(iteration_table(history))
+        reason = first_stop(stops, history) or ""
+        if reason:
+            break
+        if not store.chunks(None) and not _assigned(store, n + 1):
+            reason = "every chunk is labeled: no more data to add"
+            break
+        n += 1
+    n = _refresh_after_reviews(config, store, n, student_input, console, rules)
+    store.set_stop_reason(n, reason)
+    console.print(f"[bold]Stopped:[/bold] {reason}")
+
+    console.rule("[bold]5. Outputs")
+    from labelloop.loop.finish import write_final_outputs
+
+    final_model = write_final_outputs(config, store, n, student_input, console, progress=progress)
+    return RunResult(store.iterations(), reason, final_model)
+
+
+def _pin_classes(store: Store, config: Config) -> None:
+    stored = store.get_meta("classes")
+    if stored is not None and stored != config.classes:
+        raise LabelloopError(
+            f"classification.classes is {config.classes} but this project was labeled with {stored}; "
+            f"use a new path.output_dir for new classes, or restore the old list"
+        )
+    store.set_meta("classes", config.classes)
+    store.set_meta("truncation_type", config.training.truncation_type)
+    store.set_meta("student_max_tokens", (config.student.max_seq_length or 256) - 2)
+
+
+def _ensure_test_split(config: Config, store: Store, console: Console) -> list:
+    test = store.chunks("test")
+    if test:
+        return test
+    pool = [c.id for c in store.chunks(None)]
+    size = config.training.test_set_size
+    if size > len(pool) // 2:
+        size = max(1, len(pool) // 2)
+        console.print(
+            f"[yellow]training.test_set_size {config.training.test_set_size} leaves too little to train on "
+            f"with {len(pool)} chunks; using {size}. Add documents or lower test_set_size.[/yellow]"
+        )
+    # The test set is always a seeded random sample: an unbiased estimate whatever the sampler.
+    ids = random.Random(f"test-{config.sampling.seed}").sample(pool, size)
+    store.assign_split(sorted(ids), "test", iteration=0)
+    return store.chunks("test")
+
+
+def _assigned(store: Store, n: int) -> list:
+    return [c for c in store.chunks("train") if c.split_iteration == n]
+
+
+def _ensure_train_batch(config: Config, store: Store, sampler, n: int) -> None:
+    """Assign round n's new training chunks once; a resumed run finds them already assigned."""
+    if _assigned(store, n):
+        return
+    size = config.training.train_set_size if n == 1 else config.training.train_set_increment
+    pool = [c.id for c in store.chunks(None)]
+    if pool:
+        store.assign_split(pick(sampler, pool, size, round_=n), "train", iteration=n)
+
+
+def _refresh_after_reviews(config, store, n, student_input, console, rules) -> int:
+    """Retrain once more when people reviewed or rules changed since the last round."""
+    last = store.iterations()[-1]
+    mark = (last.metrics or {}).get("review_mark", 0)
+    latest_review = max((r.id for r in store.reviews()), default=0)
+    rules_changed = (last.metrics or {}).get("rules_version") not in (None, rules.version)
+    if latest_review <= mark and not rules_changed:
+        return n
+    from labelloop.loop.training import train_round
+
+    console.print(f"Reviews or rules changed since iteration {n}: training iteration {n + 1} on the new labels.")
+    train_round(config, store, n + 1, student_input)
+    console.print(iteration_table([it for it in store.iterations() if it.status == "done"]))
+    return n + 1
+
+
+def _embedder(config: Config, store: Store):
+    """Embedding function for choosing few-shot examples; loads the encoder only when needed."""
+    cache: dict = {}
+
+    def embed(texts: list[str]):
+        if "enc" not in cache:
+            from labelloop.classify.encoder import Encoder
+
+            cache["enc"] = Encoder(config.student.encoder, cache=store)
+        return cache["enc"].encode(texts)
+
+    return embed
+
+
+def _student_input(config: Config):
+    from labelloop.loop.student_input import make_student_input
+
+    return make_student_input(config.student.encoder, config.student.max_seq_length, config.training.truncation_type)

@@ -1,0 +1,148 @@
+"""One round: train a fresh student on the current labels, score it, save it, record it."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labelloop.config import Config
+from labelloop.evaluate import Metrics, evaluate
+from labelloop.loop import outputs
+from labelloop.loop.crossval import out_of_sample_probs
+from labelloop.store import Chunk, Store
+
+
+@dataclass
+class RoundData:
+    """The chunks and labels one round trains and tests on."""
+
+    train: list[Chunk]
+    train_labels: list[str]
+    train_sources: list[str]
+    train_conf: list[float | None]
+    test: list[Chunk]
+    test_labels: list[str]  # the large LLM's labels: the teacher's truth
+    gold: list[Chunk]
+    gold_labels: list[str]  # human labels on test chunks
+
+
+def round_data(store: Store, n: int) -> RoundData:
+    """Training data of round n: train chunks assigned up to n, final labels (humans override)."""
+    train = [c for c in store.chunks("train") if (c.split_iteration or 0) <= n]
+    final = store.final_labels([c.id for c in train]) if train else {}
+    train = [c for c in train if c.id in final]
+    test = store.chunks("test")
+    large = store.labels_by_chunk("llm-large")
+    human = store.labels_by_chunk("human")
+    test_ref = [c for c in test if c.id in large and large[c.id].status == "ok" and large[c.id].label]
+    gold = [c for c in test if c.id in human and human[c.id].status == "ok" and human[c.id].label]
+    return RoundData(
+        train=train,
+        train_labels=[final[c.id].label for c in train],
+        train_sources=[final[c.id].source for c in train],
+        train_conf=[final[c.id].confidence for c in train],
+        test=test_ref,
+        test_labels=[large[c.id].label for c in test_ref],
+        gold=gold,
+        gold_labels=[human[c.id].label for c in gold],
+    )
+
+
+def train_round(config: Config, store: Store, n: int, student_input) -> dict:
+    """Train, evaluate and save round n; return the recorded iteration values."""
+    from labelloop.classify import make_student
+
+    t0 = time.perf_counter()
+    data = round_data(store, n)
+    classes = config.classes
+    store.start_iteration(n, train_size=len(data.train), test_size=len(data.test))
+    texts = student_input([c.text for c in data.train])
+    student = make_student(
+        config.student.type, classes, settings=config.student,
+        model_path=config.training.model_path, cache=store, balancing=config.balancing.mode,
+    )
+    student.fit(texts, data.train_labels)
+    fit_s = time.perf_counter() - t0
+
+    test_texts = student_input([c.text for c in data.test])
+    test_probs = student.predict_proba(test_texts) if data.test else np.zeros((0, len(classes)))
+    test_pred = [student.classes_[i] for i in np.argmax(test_probs, axis=1)] if data.test else []
+    metrics = evaluate(data.test_labels, test_pred, classes)
+    gold_metrics: Metrics | None = None
+    if len(data.gold) >= config.review.gold_min:
+        gold_probs = student.predict_proba(student_input([c.text for c in data.gold]))
+        gold_pred = [student.classes_[i] for i in np.argmax(gold_probs, axis=1)]
+        gold_metrics = evaluate(data.gold_labels, gold_pred, classes)
+
+    model_dir = outputs.classifier_dir(config.output_dir, n)
+    outputs.save_folder_atomically(model_dir, lambda tmp: _save(student, tmp, config))
+    outputs.write_jsonl(
+        outputs.dataset_path(config.output_dir, n),
+        (
+            {"text": c.text, "label": lab, "source": src, "confidence": conf, "chunk_id": c.id}
+            for c, lab, src, conf in zip(data.train, data.train_labels, data.train_sources, data.train_conf)
+        ),
+    )
+    _record_student_labels(store, config, n, data, student_input, student, test_probs)
+    seconds = time.perf_counter() - t0
+    values = dict(
+        accuracy=metrics.accuracy,
+        accuracy_low=metrics.accuracy_low,
+        accuracy_high=metrics.accuracy_high,
+        macro_f1=metrics.macro_f1,
+        gold_accuracy=gold_metrics.accuracy if gold_metrics else None,
+        gold_size=len(data.gold),
+        metrics={
+            "test": metrics.to_dict(),
+            "gold": gold_metrics.to_dict() if gold_metrics else None,
+            "fit_seconds": fit_s,
+            "train_label_sources": {s: data.train_sources.count(s) for s in set(data.train_sources)},
+            "review_mark": max((r.id for r in store.reviews()), default=0),
+            "rules_version": (store.rules().version if store.rules() else None),
+        },
+        seconds=seconds,
+        llm_calls=store.call_stats()["calls"],
+        model_path=str(model_dir),
+    )
+    store.finish_iteration(n, **values)
+    return values
+
+
+def _save(student, folder: Path, config: Config) -> None:
+    student.save(folder)
+    run_info = {
+        "classes": config.classes,
+        "truncation_type": config.training.truncation_type,
+        "chunk_size": config.system.chunk_size,
+    }
+    (folder / "labelloop_run.json").write_text(json.dumps(run_info, indent=2))
+
+
+def _record_student_labels(store, config, n, data: RoundData, student_input, student, test_probs) -> None:
+    """Student opinions for the review app: out-of-sample on train chunks, plain on test chunks."""
+    classes = config.classes
+    rows = []
+    if data.train:
+        oos = out_of_sample_probs(
+            student_input([c.text for c in data.train]), data.train_labels, classes,
+            encoder_path=config.student.encoder, cache=store, seed=config.student.seed,
+        )
+        rows += _rows(data.train, oos, classes, n)
+    rows += _rows(data.test, test_probs, classes, n)
+    if rows:
+        store.set_labels(rows)
+
+
+def _rows(chunks, probs, classes, n) -> list[dict]:
+    out = []
+    for c, p in zip(chunks, probs):
+        i = int(np.argmax(p))
+        out.append(dict(
+            chunk_id=c.id, source="student", label=classes[i], confidence=float(p[i]),
+            iteration=n, probs={k: float(v) for k, v in zip(classes, p)},
+        ))
+    return out

@@ -1,0 +1,18 @@
+"""The project store: one SQLite file shared by the loop, the CLI and the review app."""
+
+from labelloop.store.db import (
+    LLM_SOURCES,
+    Chunk,
+    Iteration,
+    Label,
+    LLMCall,
+    NewChunk,
+    Review,
+    Rules,
+    Store,
+    text_hash,
+)
+
+__all__ = [
+    "LLM_SOURCES", "Chunk", "Iteration", "Label", "LLMCall", "NewChunk", "Review", "Rules", "Store", "text_hash",
+]
