@@ -77,10 +77,11 @@ def ingest(
 ) -> None:
     """Read the input folder, chunk it, and store the chunks in the project file."""
     from labelloop.config import load_config
+
+    cfg = load_config(config)
     from labelloop.ingest.pipeline import ingest as run_ingest
     from labelloop.store import Store
 
-    cfg = load_config(config)
     store = Store(cfg.db_path)
     report = run_ingest(cfg, store, text_column=text_column)
     console.print(report.render())
@@ -118,9 +119,10 @@ def plan(config: ConfigArg) -> None:
 def run(config: ConfigArg) -> None:
     """Ingest, write rules, label, and train students until good enough; then export."""
     from labelloop.config import load_config
-    from labelloop.loop.runner import run as run_loop
 
     cfg = load_config(config)
+    from labelloop.loop.runner import run as run_loop
+
     run_loop(cfg, console=console)
 
 
@@ -250,7 +252,7 @@ def main() -> None:
     except LabelloopError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -260,10 +262,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("Interrupted. Everything paid for is saved; run the same command again to resume.")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors (typer's click exceptions) and the unexpected
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         if _state["debug"]:

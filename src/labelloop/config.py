@@ -237,8 +237,6 @@ def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
     except ValidationError as exc:
         problems.extend(_render(err) for err in exc.errors())
         raise ConfigError(problems, source=source) from None
-    if problems:
-        raise ConfigError(problems, source=source)
     for field in ("input_dir", "output_dir", "prompts", "default_prompts"):
         value = getattr(config.path, field)
         if value is not None and not value.is_absolute():

@@ -564,6 +564,22 @@ class Store:
             for r in self._rows("SELECT * FROM reviews ORDER BY id")
         ]
 
+    # ------------------------------------------------------------ runs
+
+    def start_run(self, command: str) -> int:
+        with self.write() as conn:
+            return conn.execute("INSERT INTO runs(command) VALUES (?)", (command,)).lastrowid
+
+    def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, message = ?, finished_at = datetime('now') WHERE id = ?",
+                (status, message, run_id),
+            )
+
+    def runs(self) -> list[dict]:
+        return [dict(r) for r in self._rows("SELECT * FROM runs ORDER BY id")]
+
     # ------------------------------------------------------------ embeddings cache
 
     def get_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -607,5 +623,7 @@ class Store:
             "reviews": one("SELECT COUNT(*) FROM reviews"),
             "rules_versions": one("SELECT COUNT(*) FROM rules"),
             "iterations": one("SELECT COUNT(*) FROM iterations WHERE status = 'done'"),
+            "runs": one("SELECT COUNT(*) FROM runs"),
+            "interrupted_runs": one("SELECT COUNT(*) FROM runs WHERE status = 'running'"),
             "llm": self.call_stats(),
         }

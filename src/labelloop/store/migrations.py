@@ -124,6 +124,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "runs: one row per `labelloop run` invocation, so resumes are visible",
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed')),
+            message TEXT,
+            started_at TEXT NOT NULL DEFAULT (datetime('now')),
+            finished_at TEXT
+        );
+        CREATE INDEX labels_chunk ON labels(chunk_id);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
