@@ -32,11 +32,22 @@ class RunResult:
 
 def run(config: Config, *, console: Console | None = None, progress: bool = True) -> RunResult:
     console = console or Console()
-    out = config.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    outputs.clean_stale_temps(out)
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    outputs.clean_stale_temps(config.output_dir)
     store = Store(config.db_path)
     _pin_classes(store, config)
+    run_id = store.start_run("run")
+    try:
+        result = _run(config, store, console, progress)
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    store.finish_run(run_id, "done", result.stop_reason)
+    return result
+
+
+def _run(config: Config, store: Store, console: Console, progress: bool) -> RunResult:
+    out = config.output_dir
 
     console.rule("[bold]1. Ingest")
     from labelloop.ingest.pipeline import ingest

@@ -1,0 +1,197 @@
+"""`labelloop run` end to end, through the CLI, against the fake OpenAI-compatible teacher."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labelloop.store import Store
+from labelloop.testing.fake_openai import FakeOpenAI
+
+from .bbc import bbc_docs
+
+LABELLOOP = str(Path(sys.executable).parent / "labelloop")
+CLASSES = ["business", "entertainment", "politics", "sport", "tech"]
+
+
+def write_project(tmp_path: Path, docs, fake: FakeOpenAI, **training) -> Path:
+    inp = tmp_path / "input"
+    inp.mkdir()
+    with open(inp / "news.jsonl", "w") as fh:
+        for text, label in docs:
+            fh.write(json.dumps({"text": text, "gold": label}) + "\n")
+    llm = {"mode": "api", "base_url": fake.base_url, "model": fake.model, "api_key": "test", "max_retries": 3,
+           "timeout_s": 10}
+    cfg = {
+        "classification": {"classes": CLASSES, "desc": "Classify news articles by topic.",
+                           "predict_on_whole_set_at_the_end": True},
+        "path": {"input_dir": "input", "output_dir": "output"},
+        "system": {"chunk_size": 256, "required_accuracy": 0.99, "concurrency_limit": 4},
+        "training": {"max_iters": 2, "test_set_size": 30, "train_set_size": 50, "train_set_increment": 30,
+                     **training},
+        "small_model": llm,
+        "large_model": llm,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([LABELLOOP, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return bbc_docs(per_class=16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, docs):
+    """One full run, shared by the layout checks below."""
+    tmp = tmp_path_factory.mktemp("run")
+    with FakeOpenAI(gold=dict(docs), accuracy=0.9, seed=0) as fake:
+        cfg = write_project(tmp, docs, fake)
+        res = run_cli("run", str(cfg))
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        calls_first = fake.total
+        again = run_cli("run", str(cfg))
+        assert again.returncode == 0, again.stderr[-3000:]
+        yield tmp / "output", res.stdout, calls_first, fake.total, fake
+
+
+def test_layout_matches_augmentoolkit(finished_run):
+    out, stdout, *_ = finished_run
+    assert (out / "labelloop.db").is_file()
+    assert (out / "rules_creation_generation.yaml").is_file()
+    assert (out / "classifiers" / "classifier_1" / "labelloop.json").is_file()
+    assert (out / "classifiers" / "classifier_2" / "labelloop.json").is_file()
+    assert (out / "classifiers" / "datasets" / "dataset_1.jsonl").is_file()
+    truth = yaml.safe_load((out / "classifiers" / "truth_labels_classification" / "llm_classifications.yaml").read_text())
+    assert len(truth) == 30 and all(t["label"] in CLASSES for t in truth)
+    assert (out / "final_classifier_output" / "predictions.jsonl").is_file()
+    report = (out / "report.html").read_text()
+    assert "data:image/png;base64," in report and "Confusion matrix" in report
+    assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.joblib"))
+    assert "accuracy [95% CI]" in stdout
+
+
+def test_training_set_grows_and_test_chunks_never_train(finished_run):
+    out, *_ = finished_run
+    store = Store(out / "labelloop.db", create=False)
+    its = [it for it in store.iterations() if it.status == "done"]
+    assert [it.n for it in its] == [1, 2]
+    assert its[1].train_size > its[0].train_size
+    test_ids = {c.id for c in store.chunks("test")}
+    test_texts = {c.text for c in store.chunks("test")}
+    for n in (1, 2):
+        rows = [json.loads(line) for line in (out / "classifiers" / "datasets" / f"dataset_{n}.jsonl").open()]
+        assert len(rows) == its[n - 1].train_size
+        assert not {r["chunk_id"] for r in rows} & test_ids
+        assert not {r["text"] for r in rows} & test_texts
+        assert {r["source"] for r in rows} <= {"llm-small", "human"}
+    assert its[-1].stop_reason and "max_iters" in its[-1].stop_reason
+
+
+def test_every_class_survives_and_metrics_cover_all(finished_run):
+    out, *_ = finished_run
+    store = Store(out / "labelloop.db", create=False)
+    last = store.iterations()[-1]
+    test = last.metrics["test"]
+    assert test["classes"] == CLASSES and len(test["confusion"]) == 5
+    assert set(test["per_class"]) == set(CLASSES)
+    # the student learned something real from a 90%-right teacher
+    assert last.accuracy > 0.6
+    cfg = json.loads((out / "classifiers" / "classifier_2" / "labelloop.json").read_text())
+    assert list(cfg["classes"]) == CLASSES
+
+
+def test_rerun_repeats_no_llm_call_and_retrains_nothing(finished_run):
+    out, _, calls_first, calls_after, fake = finished_run
+    assert calls_after == calls_first  # the second run was served entirely from the store
+    assert fake.repeated_successes() == {}
+    store = Store(out / "labelloop.db", create=False)
+    assert len(store.iterations()) == 2
+    assert [r["status"] for r in store.runs()] == ["done", "done"]
+
+
+def test_predictions_cover_every_chunk_the_llm_did_not_label(finished_run):
+    out, *_ = finished_run
+    store = Store(out / "labelloop.db", create=False)
+    llm_ids = {lab.chunk_id for lab in store.labels() if lab.source in ("llm-small", "llm-large")}
+    rest = {c.id for c in store.chunks()} - llm_ids
+    rows = [json.loads(line) for line in (out / "final_classifier_output" / "predictions.jsonl").open()]
+    assert {r["chunk_id"] for r in rows} == rest
+    assert all(r["label"] in CLASSES and 0 < r["confidence"] <= 1 and r["source"] == "student" for r in rows)
+
+
+def test_predict_round_trip_and_status(finished_run, tmp_path, docs):
+    out, *_ = finished_run
+    model = out / "classifiers" / "classifier_2"
+    inp = tmp_path / "new.jsonl"
+    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t, _ in docs[:10]))
+    res = run_cli("predict", str(model), str(inp), "--output", str(tmp_path / "pred.jsonl"))
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").open()]
+    assert len(rows) >= 10
+    assert all(set(r["probs"]) == set(CLASSES) and abs(sum(r["probs"].values()) - 1) < 1e-4 for r in rows)
+    status = run_cli("status", str(out))
+    assert status.returncode == 0 and "llm-large" in status.stdout and "cache hits" in status.stdout
+
+
+def test_export_loads_without_labelloop(finished_run, docs):
+    out, *_ = finished_run
+    model = out / "classifiers" / "classifier_2"
+    code = f"""
+import json, sys, numpy as np
+from safetensors.numpy import load_file
+from sentence_transformers import SentenceTransformer
+d = {str(model)!r}
+cfg = json.load(open(d + "/labelloop.json"))
+body = SentenceTransformer(d + "/body", device="cpu")
+head = load_file(d + "/head.safetensors")
+X = body.encode({[t for t, _ in docs[:3]]!r}, normalize_embeddings=True)
+logits = X @ head["coef"].T + head["intercept"]
+print(json.dumps([cfg["classes"][i] for i in logits.argmax(1)]))
+assert not any(m.startswith("labelloop") for m in sys.modules)
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert all(label in CLASSES for label in json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+def test_kill_during_labeling_then_resume_repeats_no_call(tmp_path, docs):
+    with FakeOpenAI(gold=dict(docs), accuracy=0.9, seed=0, latency_s=0.02) as fake:
+        cfg = write_project(tmp_path, docs, fake, max_iters=1)
+        db = tmp_path / "output" / "labelloop.db"
+        proc = subprocess.Popen([LABELLOOP, "run", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    if len(Store(db).labels("llm-large")) >= 10:
+                        break
+                except Exception:
+                    pass
+            time.sleep(0.2)
+        assert proc.poll() is None, "run finished before it could be killed; make the fake slower"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed_at = len(Store(db).labels("llm-large"))
+        assert 10 <= killed_at < 30
+        res = run_cli("run", str(cfg))
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert fake.repeated_successes() == {}
+        store = Store(db)
+        assert len(store.labels("llm-large")) == 30
+        assert store.integrity_check() == "ok"
+        assert [r["status"] for r in store.runs()] == ["running", "done"]
