@@ -1,0 +1,460 @@
+"""Backend for any OpenAI-compatible HTTP server (vLLM, llama.cpp server, Ollama, OpenAI, ...).
+
+The official client does the HTTP; retries are ours (client max_retries=0) so every
+fault is counted: exponential backoff with jitter on 429/5xx/connection errors/
+timeouts/malformed bodies, honouring Retry-After, within settings.max_retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from labelloop.config import LLMSection
+from labelloop.errors import LLMError
+from labelloop.llm.base import Classification, Generation, LabelTask, RequestRejectedError
+from labelloop.llm.parse import ParseError, parse_label_span
+from labelloop.llm.prompts import (
+    AnswerFormat,
+    PromptSet,
+    build_label_messages,
+    correction_message,
+    render_completion,
+)
+
+PARSE_RETRIES = 2
+MAX_RETRY_AFTER_S = 120.0
+_RETRY_STATUS = {408, 409, 425, 429}
+_CONTEXT_WORDS = ("context", "too long", "maximum", "max_tokens", "token limit")
+
+
+class _Malformed(Exception):
+    """The server answered 200 with a body we cannot use."""
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class _Stats:
+    attempts: int = 0
+    faults: Counter = field(default_factory=Counter)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    last_error: str | None = None
+
+    def add_usage(self, resp: Any) -> None:
+        usage = getattr(resp, "usage", None)
+        if usage is not None:
+            self.prompt_tokens += usage.prompt_tokens or 0
+            self.completion_tokens += usage.completion_tokens or 0
+
+
+def resolve_api_key(settings: LLMSection) -> str:
+    """settings.api_key, else the variable named by api_key_env; local servers need none."""
+    if settings.api_key:
+        return settings.api_key
+    if settings.api_key_env:
+        value = os.environ.get(settings.api_key_env)
+        if not value:
+            raise LLMError(
+                f"api_key_env is {settings.api_key_env!r} but that environment variable is not set; "
+                f"export {settings.api_key_env}=<your key>, or set api_key in the model's config section"
+            )
+        return value
+    return "not-needed"
+
+
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None) or {}
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _dump(resp: Any) -> Any:
+    return resp.model_dump(mode="json", exclude_none=True) if hasattr(resp, "model_dump") else resp
+
+
+class OpenAIBackend:
+    """Labels and generates through an OpenAI-compatible server, at most concurrency_limit at a time."""
+
+    def __init__(
+        self,
+        settings: LLMSection,
+        concurrency_limit: int,
+        completion_mode: bool = False,
+        use_stop: bool = True,
+        *,
+        prompts: PromptSet | None = None,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ):
+        if not settings.base_url:
+            raise LLMError("mode 'api' needs base_url; set it to your server, e.g. http://127.0.0.1:8000/v1")
+        if not settings.model:
+            raise LLMError(
+                f"no model name for the server at {settings.base_url}; set `model` in small_model/large_model "
+                "(or api.small_model / api.large_model) to a model the server serves"
+            )
+        self.settings = settings
+        self.model = settings.model
+        self.base_url = settings.base_url.rstrip("/")
+        self.concurrency_limit = concurrency_limit
+        self.completion_mode = completion_mode
+        self.use_stop = use_stop
+        self.prompts = prompts or PromptSet()
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._api_key = resolve_api_key(settings)
+        self._structured = settings.structured_output != "none" and not completion_mode
+        self._logprobs = True
+        self._rng = random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: AsyncOpenAI | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self.identity = f"api {self.base_url} model={self.model}" + (" completion" if completion_mode else "")
+
+    @property
+    def cache_params(self) -> dict:
+        """What besides the task changes the answer (part of the cache key)."""
+        s = self.settings
+        return {"temperature": s.temperature, "samples": s.samples, "structured_output": s.structured_output,
+                "prompts": self.prompts.fingerprint, "max_tokens": s.max_tokens}
+
+    # ------------------------------------------------------------ plumbing
+
+    def _state(self) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._client is None or self._sem is None:
+            self._loop = loop
+            # Plain http needs no TLS context (building one costs ~40 ms per event loop).
+            http = openai.DefaultAsyncHttpxClient(verify=False) if self.base_url.startswith("http://") else None
+            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, http_client=http,
+                                       timeout=self.settings.timeout_s, max_retries=0)
+            self._sem = asyncio.Semaphore(self.concurrency_limit)
+        return self._client, self._sem
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            try:
+                await self._client.close()
+            except RuntimeError:
+                pass
+            self._client = None
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * self._rng.uniform(0.5, 1.0)
+
+    async def _send(self, body: dict, stats: _Stats) -> Any:
+        """One request with our retry loop; returns the parsed response or raises."""
+        client, sem = self._state()
+        create = client.completions.create if self.completion_mode else client.chat.completions.create
+        retries = self.settings.max_retries
+        for attempt in range(retries + 1):
+            stats.attempts += 1
+            wait: float | None = None
+            try:
+                async with sem:
+                    resp = await create(**body)
+                if not getattr(resp, "choices", None):
+                    raise _Malformed("the response has no choices")
+                self._text(resp)
+                stats.add_usage(resp)
+                return resp
+            except openai.APIStatusError as exc:
+                code = exc.status_code
+                if code in _RETRY_STATUS or code >= 500:
+                    stats.faults[f"http_{code}"] += 1
+                    stats.last_error = f"HTTP {code}: {exc.message}"
+                    after = _retry_after(exc.response)
+                    wait = None if after is None else min(after, MAX_RETRY_AFTER_S)
+                elif code in (400, 413, 422):
+                    raise _BadRequest(code, exc.message) from None
+                elif code == 404:
+                    raise await self._not_found(exc) from None
+                elif code in (401, 403):
+                    where = f"the variable {self.settings.api_key_env}" if self.settings.api_key_env else "api_key"
+                    raise LLMError(
+                        f"the server at {self.base_url} refused the API key (HTTP {code}: {exc.message}); "
+                        f"check {where} for model {self.model}"
+                    ) from None
+                else:
+                    raise RequestRejectedError(
+                        f"the server at {self.base_url} refused the request for model {self.model} "
+                        f"(HTTP {code}: {exc.message})"
+                    ) from None
+            except openai.APITimeoutError:
+                stats.faults["timeout"] += 1
+                stats.last_error = f"no answer within timeout_s={self.settings.timeout_s:g}s"
+            except openai.APIConnectionError as exc:
+                stats.faults["connection"] += 1
+                cause = exc.__cause__ or exc
+                stats.last_error = f"connection failed ({type(cause).__name__}: {cause})"
+            except (_Malformed, ValueError, openai.APIResponseValidationError) as exc:
+                stats.faults["malformed"] += 1
+                stats.last_error = f"malformed response body ({type(exc).__name__}: {exc})"
+            if attempt < retries:
+                await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
+        raise LLMError(self._gave_up(stats))
+
+    def _gave_up(self, stats: _Stats) -> str:
+        faults = ", ".join(f"{k} x{v}" for k, v in sorted(stats.faults.items()))
+        head = (f"the LLM server at {self.base_url} (model {self.model}) failed {stats.attempts} attempt(s) "
+                f"[{faults}]; last: {stats.last_error}. ")
+        if set(stats.faults) <= {"connection"}:
+            return head + ("Check that the server is running and that base_url is right "
+                           "(it usually ends in /v1), then run again: finished calls are cached.")
+        if "timeout" in stats.faults:
+            return head + ("The server is too slow for timeout_s; raise timeout_s or lower "
+                           "system.concurrency_limit, then run again: finished calls are cached.")
+        return head + ("The server keeps failing; try again later, raise max_retries or lower "
+                       "system.concurrency_limit. Finished calls are cached.")
+
+    async def _not_found(self, exc: openai.APIStatusError) -> LLMError:
+        client, _ = self._state()
+        try:
+            page = await client.models.list()
+            names = sorted(m.id for m in page.data)
+        except Exception as list_exc:  # noqa: BLE001 - we only add a hint
+            return LLMError(
+                f"the server at {self.base_url} answered 404 for model {self.model!r} ({exc.message}), and its "
+                f"model list could not be read either ({type(list_exc).__name__}); check base_url "
+                "(OpenAI-compatible servers usually end in /v1) and the model name"
+            )
+        return LLMError(
+            f"model {self.model!r} is not served at {self.base_url} ({exc.message}); the server offers: "
+            f"{', '.join(names) or '(none)'}. Set `model` in small_model/large_model (or api.small_model / "
+            "api.large_model) to one of them"
+        )
+
+    # ------------------------------------------------------------ requests
+
+    def _body(self, messages: list[dict], classes: Sequence[str], fmt: AnswerFormat,
+              temperature: float | None = None, logprobs: bool = True) -> dict:
+        s = self.settings
+        body: dict[str, Any] = {"model": self.model, "max_tokens": s.max_tokens,
+                                "temperature": s.temperature if temperature is None else temperature}
+        want_lp = logprobs and self._logprobs
+        if self.completion_mode:
+            body["prompt"] = render_completion(messages, "Final label:" if classes else None)
+            if classes and self.use_stop:
+                body["stop"] = ["\n"]
+            if want_lp and classes:
+                body["logprobs"] = min(20, max(5, len(classes)))
+            return body
+        body["messages"] = messages
+        if classes and fmt == "json":
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "label", "strict": True, "schema": {
+                    "type": "object", "properties": {"label": {"type": "string", "enum": list(classes)}},
+                    "required": ["label"], "additionalProperties": False}}}
+        if want_lp and classes:
+            body["logprobs"] = True
+            body["top_logprobs"] = min(20, max(5, len(classes)))
+        return body
+
+    def _text(self, resp: Any) -> str:
+        choice = resp.choices[0]
+        if self.completion_mode:
+            text = getattr(choice, "text", None)
+        else:
+            message = getattr(choice, "message", None)
+            text = getattr(message, "content", None) if message is not None else None
+        if text is None:
+            raise _Malformed("the first choice has no text")
+        return text
+
+    def _fmt(self) -> AnswerFormat:
+        return "json" if self._structured else "text"
+
+    async def generate(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Generation:
+        """Free text (rules); max_tokens and temperature as given."""
+        stats = _Stats()
+        body = self._body(messages, (), "text", temperature=temperature, logprobs=False)
+        body["max_tokens"] = max_tokens
+        try:
+            return await self._generate(body, stats)
+        except LLMError as exc:
+            exc.attempts, exc.faults = stats.attempts, dict(stats.faults)  # type: ignore[attr-defined]
+            raise
+
+    async def _generate(self, body: dict, stats: _Stats) -> Generation:
+        try:
+            resp = await self._send(body, stats)
+            text = self._text(resp)
+        except _BadRequest as exc:
+            raise RequestRejectedError(
+                f"the server at {self.base_url} refused the request for model {self.model} "
+                f"(HTTP {exc.status}: {exc.message})") from None
+        except _Malformed as exc:
+            raise LLMError(f"the server at {self.base_url} (model {self.model}) gave an unusable answer: {exc}") from None
+        return Generation(text=text, request=body, response=_dump(resp), prompt_tokens=stats.prompt_tokens,
+                          completion_tokens=stats.completion_tokens, attempts=stats.attempts,
+                          faults=dict(stats.faults))
+
+    async def classify(self, task: LabelTask) -> Classification:
+        """Label one chunk: structured output where it works, logprob confidence, parse-error retries."""
+        stats = _Stats()
+        try:
+            return await self._classify_shapes(task, stats)
+        except LLMError as exc:
+            exc.attempts, exc.faults = stats.attempts, dict(stats.faults)  # type: ignore[attr-defined]
+            raise
+
+    async def _classify_shapes(self, task: LabelTask, stats: _Stats) -> Classification:
+        for _ in range(3):
+            fmt = self._fmt()
+            try:
+                return await self._classify(task, fmt, stats)
+            except _BadRequest as exc:
+                context = any(w in exc.message.lower() for w in _CONTEXT_WORDS)
+                if fmt == "json" and self.settings.structured_output == "auto" and not context:
+                    self._structured = False  # the server does not take json_schema: stop asking
+                    continue
+                if self._logprobs and not context:
+                    self._logprobs = False  # some servers refuse logprobs: confidence then needs samples
+                    continue
+                hint = ("the document is too long for the model; lower system.chunk_size" if context else
+                        "if it rejects response_format, set structured_output: auto or none" if fmt == "json" else
+                        "check the server's log")
+                raise RequestRejectedError(
+                    f"the server at {self.base_url} refused the request for model {self.model} "
+                    f"(HTTP {exc.status}: {exc.message}); {hint}") from None
+        raise RequestRejectedError(f"the server at {self.base_url} refused every request shape for model {self.model}")
+
+    async def _classify(self, task: LabelTask, fmt: AnswerFormat, stats: _Stats) -> Classification:
+        classes = list(task.classes)
+        first = build_label_messages(task, fmt, self.prompts)
+        messages = first
+        raw, error, resp, body = "", "", None, {}
+        found: tuple[str, int | None] | None = None
+        for _round in range(1 + PARSE_RETRIES):
+            body = self._body(messages, classes, fmt)
+            try:
+                resp = await self._send(body, stats)
+                raw = self._text(resp)
+            except _Malformed as exc:
+                raise LLMError(f"the server at {self.base_url} (model {self.model}) gave an unusable answer: {exc}") from None
+            try:
+                found = parse_label_span(raw, classes)
+                break
+            except ParseError as exc:
+                error = str(exc)
+                messages = [*messages, {"role": "assistant", "content": raw},
+                            correction_message(error, classes, fmt, self.prompts)]
+        common = dict(request=body, response=_dump(resp), prompt_tokens=stats.prompt_tokens,
+                      completion_tokens=stats.completion_tokens)
+        if found is None:
+            return Classification(label=None, probs=None, raw=raw,
+                                  reason=f"no class in {1 + PARSE_RETRIES} replies; last problem: {error}",
+                                  attempts=stats.attempts, faults=dict(stats.faults), **common)
+        label, offset = found
+        probs = self._logprob_probs(resp, raw, label, offset, classes)
+        if probs is None and self.settings.samples > 1:
+            label, probs = await self._agreement(first, classes, fmt, label, stats)
+            common.update(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens)
+        return Classification(label=label, probs=probs, raw=raw, attempts=stats.attempts,
+                              faults=dict(stats.faults), **common)
+
+    async def _agreement(self, messages: list[dict], classes: list[str], fmt: AnswerFormat,
+                         label: str, stats: _Stats) -> tuple[str, dict[str, float]]:
+        """k samples (the first is the answer already given): label by majority, probs by share."""
+        temperature = max(self.settings.temperature, 0.7)
+        votes: Counter[str] = Counter({label: 1})
+
+        async def one() -> str | None:
+            body = self._body(messages, classes, fmt, temperature=temperature, logprobs=False)
+            try:
+                return parse_label_span(self._text(await self._send(body, stats)), classes)[0]
+            except (ParseError, _Malformed):
+                return None
+
+        for answer in await asyncio.gather(*(one() for _ in range(self.settings.samples - 1))):
+            if answer is not None:
+                votes[answer] += 1
+        total = sum(votes.values())
+        best = max(votes.values())
+        winner = label if votes[label] == best else sorted(c for c in votes if votes[c] == best)[0]
+        return winner, {c: votes.get(c, 0) / total for c in classes}
+
+    def _logprob_probs(self, resp: Any, raw: str, label: str, offset: int | None,
+                       classes: list[str]) -> dict[str, float] | None:
+        """Class probabilities from the top logprobs of the answer's first token, if the server sent them."""
+        if offset is None or resp is None:
+            return None
+        tokens = _token_alternatives(resp.choices[0], self.completion_mode)
+        if not tokens:
+            return None
+        pos, index = 0, None
+        for i, (tok, _lp, _alts) in enumerate(tokens):
+            if pos <= offset < pos + len(tok) or (pos >= offset and tok.strip()):
+                index = i
+                break
+            pos += len(tok)
+        if index is None:
+            return None
+        tok, lp, alts = tokens[index]
+        if not alts:
+            alts = [(tok, lp)]
+        mass: dict[str, float] = {c: 0.0 for c in classes}
+        emitted = _clean_token(tok)
+        for alt, alt_lp in alts:
+            t = _clean_token(alt)
+            if not t or alt_lp is None:
+                continue
+            matches = [c for c in classes if c.lower().startswith(t)]
+            if not matches:
+                continue
+            if label in matches and t == emitted:
+                matches = [label]
+            for c in matches:
+                mass[c] += math.exp(alt_lp) / len(matches)
+        total = sum(mass.values())
+        if total <= 0 or mass[label] <= 0:
+            return None
+        return {c: m / total for c, m in mass.items()}
+
+
+def _clean_token(token: str) -> str:
+    return token.strip(" \t\n\"'`*:{[").lower()
+
+
+def _token_alternatives(choice: Any, completion_mode: bool) -> list[tuple[str, float | None, list[tuple[str, float]]]]:
+    lp = getattr(choice, "logprobs", None)
+    if lp is None:
+        return []
+    if completion_mode:
+        toks = getattr(lp, "tokens", None) or []
+        lps = getattr(lp, "token_logprobs", None) or [None] * len(toks)
+        tops = getattr(lp, "top_logprobs", None) or [{}] * len(toks)
+        return [(t, p, list((top or {}).items())) for t, p, top in zip(toks, lps, tops, strict=False)]
+    content = getattr(lp, "content", None) or []
+    return [(c.token, c.logprob, [(a.token, a.logprob) for a in (c.top_logprobs or [])]) for c in content]
+
