@@ -1,0 +1,93 @@
+"""Export every chunk with its final label and where that label came from, as JSONL or CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from labelloop.errors import LabelloopError
+from labelloop.store import Label, Store
+
+FORMATS = ("jsonl", "csv")
+COLUMNS = [
+    "chunk_id", "text", "source", "position", "split",
+    "label", "label_source", "status", "confidence",
+    "llm_small_label", "llm_small_confidence", "llm_small_status",
+    "llm_large_label", "llm_large_confidence", "llm_large_status",
+    "human_label", "human_status",
+    "student_label", "student_confidence",
+]
+
+
+def export_rows(store: Store) -> list[dict]:
+    """One dict per chunk (in chunk order) with the columns of COLUMNS."""
+    by_source: dict[str, dict[int, Label]] = {}
+    for lab in store.labels():
+        by_source.setdefault(lab.source, {})[lab.chunk_id] = lab
+    final = store.final_labels()
+    rows = []
+    for chunk in store.chunks():
+        cid = chunk.id
+        human = by_source.get("human", {}).get(cid)
+        large = by_source.get("llm-large", {}).get(cid)
+        small = by_source.get("llm-small", {}).get(cid)
+        student = by_source.get("student", {}).get(cid)
+        chosen = final.get(cid)
+        if chosen is not None:
+            status = "ok"
+        elif human is not None:  # a person discarded it: it has no label, on purpose
+            chosen, status = human, "discarded"
+        elif large is not None or small is not None:
+            status = "unlabeled"
+        else:
+            status = "none"
+        rows.append({
+            "chunk_id": cid, "text": chunk.text, "source": chunk.source, "position": chunk.position,
+            "split": chunk.split,
+            "label": chosen.label if chosen is not None and status == "ok" else None,
+            "label_source": chosen.source if chosen is not None else None,
+            "status": status,
+            "confidence": chosen.confidence if chosen is not None and status == "ok" else None,
+            **_source_columns("llm_small", small), **_source_columns("llm_large", large),
+            "human_label": human.label if human is not None else None,
+            "human_status": human.status if human is not None else None,
+            "student_label": student.label if student is not None else None,
+            "student_confidence": student.confidence if student is not None else None,
+        })
+    return rows
+
+
+def _source_columns(prefix: str, lab: Label | None) -> dict:
+    return {
+        f"{prefix}_label": lab.label if lab is not None else None,
+        f"{prefix}_confidence": lab.confidence if lab is not None else None,
+        f"{prefix}_status": lab.status if lab is not None else None,
+    }
+
+
+def export_labels(store: Store, out_path: Path, fmt: str = "jsonl") -> int:
+    """Write every chunk with its final label to `out_path` (jsonl or csv); return the rows written.
+
+    In CSV an empty cell means "none"; JSONL keeps null and numbers as they are.
+    """
+    if fmt not in FORMATS:
+        raise LabelloopError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)} "
+                             "(pass --format jsonl or --format csv)")
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise LabelloopError(f"{str(out_path)!r} is a folder; give a file path such as {out_path / ('labels.' + fmt)}")
+    rows = export_rows(store)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        if fmt == "jsonl":
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS, quoting=csv.QUOTE_MINIMAL)
+            writer.writeheader()
+            writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    os.replace(tmp, out_path)
+    return len(rows)

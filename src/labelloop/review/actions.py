@@ -1,0 +1,147 @@
+"""A reviewer's writes: accept, correct, discard, bulk accept and undo, all through Store methods."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from labelloop.errors import LabelloopError, StoreError
+from labelloop.review.records import Record, load
+from labelloop.store import Store
+
+ACTIONS = ("accept", "correct", "discard")
+
+# Reading the previous human label and writing the new one must not interleave between two
+# reviewers of this app, or an undo could restore a state that never held.
+_REVIEW_LOCK = threading.Lock()
+
+
+class ActionError(LabelloopError):
+    """A review action that cannot be applied; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one action did to one chunk."""
+
+    chunk_id: int
+    action: str
+    label: str | None
+    state: str
+    review_id: int | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"chunk_id": self.chunk_id, "action": self.action, "label": self.label, "state": self.state,
+                "review_id": self.review_id, "message": self.message}
+
+
+def human_state(store: Store, chunk_id: int) -> dict | None:
+    """The human label a chunk holds now, as stored in a review's `previous`, or None."""
+    labs = store.labels("human", chunk_ids=[chunk_id])
+    return {"label": labs[0].label, "status": labs[0].status} if labs else None
+
+
+def _record(store: Store, chunk_id: int) -> Record:
+    try:
+        store.chunk(chunk_id)
+    except StoreError:
+        raise ActionError(f"no chunk with id {chunk_id}; reload the page to see the current records", 404) from None
+    snap = load(store, [chunk_id])
+    if chunk_id not in snap.by_id:
+        raise ActionError(f"chunk {chunk_id} has no split or label yet, so it cannot be reviewed", 409)
+    return snap.by_id[chunk_id]
+
+
+def apply(store: Store, chunk_id: int, action: str, label: str | None = None,
+          reviewer: str | None = None, classes: list[str] | None = None) -> Outcome:
+    """Write one human label and its review row; the later of two saves wins, both are logged."""
+    if action not in ACTIONS:
+        raise ActionError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+    record = _record(store, chunk_id)
+    status = "ok"
+    if action == "accept":
+        label = record.suggestion[0]
+        if label is None:
+            raise ActionError(f"chunk {chunk_id} has no suggestion to accept (the LLM left it unlabeled and "
+                              "the student has not predicted it); pick a class instead", 409)
+    elif action == "correct":
+        if classes and label not in classes:
+            raise ActionError(f"label {label!r} is not one of the classes {classes}; pick one of those")
+        if not label:
+            raise ActionError("a correction needs a label; pick one of the classes")
+    else:
+        label, status = None, "discarded"
+    with _REVIEW_LOCK:
+        previous = human_state(store, chunk_id)
+        store.set_label(chunk_id, "human", label, status=status)
+        review_id = store.add_review(chunk_id, action, label, previous=previous, reviewer=reviewer)
+    return Outcome(chunk_id, action, label, "discarded" if status == "discarded" else "submitted", review_id)
+
+
+def bulk_accept(store: Store, chunk_ids: list[int], reviewer: str | None = None) -> list[Outcome]:
+    """Accept the suggestion of every pending chunk listed; others are reported, not changed."""
+    outcomes = []
+    for cid in chunk_ids:
+        try:
+            record = _record(store, cid)
+            if record.state != "pending":
+                outcomes.append(Outcome(cid, "skip", record.given_label, record.state,
+                                        message=f"already {record.state}; left as it is"))
+                continue
+            outcomes.append(apply(store, cid, "accept", reviewer=reviewer))
+        except ActionError as exc:
+            outcomes.append(Outcome(cid, "skip", None, "pending", message=str(exc)))
+    return outcomes
+
+
+def _expected(action: str, label: str | None) -> dict:
+    return {"label": label, "status": "discarded" if action == "discard" else "ok"}
+
+
+def undoable(store: Store, reviewer: str | None) -> list:
+    """This reviewer's reviews not undone yet, oldest first."""
+    reviews = store.reviews()
+    undone = {r.previous.get("undoes") for r in reviews if r.action == "undo" and r.previous}
+    return [r for r in reviews if r.action != "undo" and r.reviewer == reviewer and r.id not in undone]
+
+
+def undo(store: Store, reviewer: str | None, count: int = 1) -> list[Outcome]:
+    """Undo this reviewer's last `count` actions, newest first, restoring each previous state.
+
+    A chunk someone else has changed since is left as it is (their save wins) and reported.
+    """
+    if count < 1:
+        raise ActionError(f"count must be at least 1, got {count}")
+    outcomes = []
+    with _REVIEW_LOCK:
+        for review in reversed(undoable(store, reviewer)[-count:]):
+            current = human_state(store, review.chunk_id)
+            restored = {k: review.previous.get(k) for k in ("label", "status")} if review.previous else None
+            if current != _expected(review.action, review.label):
+                store.add_review(review.chunk_id, "undo", current["label"] if current else None,
+                                 previous={**(current or {}), "undoes": review.id, "restored": False},
+                                 reviewer=reviewer)
+                outcomes.append(Outcome(review.chunk_id, "undo", current["label"] if current else None,
+                                        _state(current), message="changed by someone else since; left as it is"))
+                continue
+            if restored is None:
+                store.delete_label(review.chunk_id, "human")
+            else:
+                store.set_label(review.chunk_id, "human", restored["label"], status=restored["status"])
+            rid = store.add_review(review.chunk_id, "undo", restored["label"] if restored else None,
+                                   previous={**(current or {}), "undoes": review.id, "restored": True},
+                                   reviewer=reviewer)
+            outcomes.append(Outcome(review.chunk_id, "undo", restored["label"] if restored else None,
+                                    _state(restored), rid))
+    return outcomes
+
+
+def _state(human: dict | None) -> str:
+    if human is None:
+        return "pending"
+    return "discarded" if human["status"] == "discarded" else "submitted"
