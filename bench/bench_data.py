@@ -61,8 +61,8 @@ def drugs(n_classes: int = 2, seed: int = 0) -> tuple[list[Item], list[Item]]:
 
 
 DATASETS = {
-    "bbc": (lambda: bbc(), ["business", "entertainment", "politics", "sport", "tech"],
-            "Classify each news article by its main topic: business, entertainment, politics, sport or tech."),
+    "bbc": (lambda: bbc(), ["business", "entertainment", "politics", "sports", "tech"],
+            "Classify each news article by its main topic: business, entertainment, politics, sports or tech."),
     "drugs2": (lambda: drugs(2), ["negative", "positive"],
                "Classify each drug review by the reviewer's overall opinion of the drug: positive or negative."),
     "drugs3": (lambda: drugs(3), ["negative", "neutral", "positive"],

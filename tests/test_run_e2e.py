@@ -19,7 +19,7 @@ from labelloop.testing.fake_openai import FakeOpenAI
 from .bbc import bbc_docs
 
 LABELLOOP = str(Path(sys.executable).parent / "labelloop")
-CLASSES = ["business", "entertainment", "politics", "sport", "tech"]
+CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
 
 
 def write_project(tmp_path: Path, docs, fake: FakeOpenAI, **training) -> Path:
@@ -170,7 +170,7 @@ assert not any(m.startswith("labelloop") for m in sys.modules)
 
 
 def test_kill_during_labeling_then_resume_repeats_no_call(tmp_path, docs):
-    with FakeOpenAI(gold=dict(docs), accuracy=0.9, seed=0, latency_s=0.02) as fake:
+    with FakeOpenAI(gold=dict(docs), accuracy=0.9, seed=0, latency_s=0.15) as fake:
         cfg = write_project(tmp_path, docs, fake, max_iters=1)
         db = tmp_path / "output" / "labelloop.db"
         proc = subprocess.Popen([LABELLOOP, "run", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -182,7 +182,7 @@ def test_kill_during_labeling_then_resume_repeats_no_call(tmp_path, docs):
                         break
                 except Exception:
                     pass
-            time.sleep(0.2)
+            time.sleep(0.05)
         assert proc.poll() is None, "run finished before it could be killed; make the fake slower"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -23,7 +23,8 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Show or edit the labeling rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
-console = Console()
+# Piped output (CI logs, files) gets a wide console so tables are not squeezed into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 130)
 err_console = Console(stderr=True)
 _state = {"debug": False}
 

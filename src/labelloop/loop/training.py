@@ -54,17 +54,12 @@ def round_data(store: Store, n: int) -> RoundData:
 
 def train_round(config: Config, store: Store, n: int, student_input) -> dict:
     """Train, evaluate and save round n; return the recorded iteration values."""
-    from labelloop.classify import make_student
-
     t0 = time.perf_counter()
     data = round_data(store, n)
     classes = config.classes
     store.start_iteration(n, train_size=len(data.train), test_size=len(data.test))
     texts = student_input([c.text for c in data.train])
-    student = make_student(
-        config.student.type, classes, settings=config.student,
-        model_path=config.training.model_path, cache=store, balancing=config.balancing.mode,
-    )
+    student = new_student(config, store)
     student.fit(texts, data.train_labels)
     fit_s = time.perf_counter() - t0
 
@@ -110,6 +105,18 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
     )
     store.finish_iteration(n, **values)
     return values
+
+
+def new_student(config: Config, cache=None):
+    """A fresh student for this config. training.model_path is the `transformer` student's base
+    model (Augmentoolkit's meaning); the embedding students use student.encoder."""
+    from labelloop.classify import make_student
+
+    model_path = config.training.model_path if config.student.type == "transformer" else None
+    return make_student(
+        config.student.type, config.classes, settings=config.student,
+        model_path=model_path, cache=cache, balancing=config.balancing.mode,
+    )
 
 
 def _save(student, folder: Path, config: Config) -> None:
