@@ -106,14 +106,14 @@ def plan(config: ConfigArg) -> None:
     from labelloop.store import Store
 
     cfg = load_config(config)
-    n_chunks = len(Store(cfg.db_path).chunks()) if cfg.db_path.exists() else None
-    if not n_chunks:
+    store = Store(cfg.db_path)
+    if not store.chunks():
         from labelloop.ingest.pipeline import ingest as run_ingest
 
-        store = Store(cfg.db_path)
         run_ingest(cfg, store, progress=False)
-        n_chunks = len(store.chunks())
-    console.print(estimate(cfg, n_chunks).render())
+    chunks = store.chunks()
+    avg_chars = sum(len(c.text) for c in chunks) / len(chunks) if chunks else None
+    console.print(estimate(cfg, len(chunks), avg_chars=avg_chars).render())
 
 
 @app.command()

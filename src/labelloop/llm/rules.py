@@ -101,14 +101,10 @@ _BlockDumper.add_representer(str, _str)
 
 
 def _rules_call(store: Store, rules: Rules):
-    call_id = getattr(rules, "call_id", None)
-    calls = [c for c in store.calls("rules") if c.status == "ok"]
-    if call_id is not None:
-        return next((c for c in calls if c.id == call_id), None)
-    for call in reversed(calls):
-        if isinstance(call.response, dict) and _clean(call.response.get("text") or "") == rules.text:
-            return call
-    return None
+    """The logged call that wrote a rules version (None for human edits)."""
+    if rules.call_id is None:
+        return None
+    return next((c for c in store.calls("rules") if c.id == rules.call_id and c.status == "ok"), None)
 
 
 def write_rules_yaml(store: Store, path: str | Path) -> Path:

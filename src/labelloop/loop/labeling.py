@@ -17,9 +17,10 @@ SOURCE_ROLE = {v: k for k, v in ROLE_SOURCE.items()}
 def with_backend(config: Config, role: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run fn(backend) in a fresh event loop; the backend is made and closed inside it."""
     from labelloop.llm.factory import make_backend
+    from labelloop.llm.prompts import PromptSet
 
     async def main() -> Any:
-        backend = make_backend(resolve_llm(config, role), config.system)  # type: ignore[arg-type]
+        backend = make_backend(resolve_llm(config, role), config.system, PromptSet.from_config(config))  # type: ignore[arg-type]
         try:
             return await fn(backend)
         finally:

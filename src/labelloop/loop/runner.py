@@ -117,6 +117,7 @@ def _pin_classes(store: Store, config: Config) -> None:
     store.set_meta("classes", config.classes)
     store.set_meta("truncation_type", config.training.truncation_type)
     store.set_meta("student_max_tokens", (config.student.max_seq_length or 256) - 2)
+    store.set_meta("student_encoder", config.student.encoder)
 
 
 def _ensure_test_split(config: Config, store: Store, console: Console) -> list:

@@ -76,10 +76,7 @@ def apply(store: Store, chunk_id: int, action: str, label: str | None = None,
             raise ActionError("a correction needs a label; pick one of the classes")
     else:
         label, status = None, "discarded"
-    with _REVIEW_LOCK:
-        previous = human_state(store, chunk_id)
-        store.set_label(chunk_id, "human", label, status=status)
-        review_id = store.add_review(chunk_id, action, label, previous=previous, reviewer=reviewer)
+    review_id, _previous = store.record_review(chunk_id, action, label, status, reviewer)
     return Outcome(chunk_id, action, label, "discarded" if status == "discarded" else "submitted", review_id)
 
 

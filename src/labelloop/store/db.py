@@ -72,6 +72,7 @@ class Rules:
     author: str
     model: str | None
     created_at: str
+    call_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -331,14 +332,14 @@ class Store:
             rows = self._rows("SELECT * FROM rules WHERE version = ?", (version,))
         if not rows:
             return None
-        r = rows[0]
-        return Rules(r["id"], r["version"], r["text"], r["author"], r["model"], r["created_at"])
+        return self._rules(rows[0])
 
     def all_rules(self) -> list[Rules]:
-        return [
-            Rules(r["id"], r["version"], r["text"], r["author"], r["model"], r["created_at"])
-            for r in self._rows("SELECT * FROM rules ORDER BY version")
-        ]
+        return [self._rules(r) for r in self._rows("SELECT * FROM rules ORDER BY version")]
+
+    @staticmethod
+    def _rules(r: sqlite3.Row) -> Rules:
+        return Rules(r["id"], r["version"], r["text"], r["author"], r["model"], r["created_at"], r["call_id"])
 
     # ------------------------------------------------------------ LLM calls (log and cache)
 
@@ -557,6 +558,27 @@ class Store:
                 (chunk_id, action, label, _dumps(previous), reviewer),
             )
             return cur.lastrowid
+
+    def record_review(
+        self, chunk_id: int, action: str, label: str | None, status: str, reviewer: str | None = None
+    ) -> tuple[int, dict | None]:
+        """A person's label and its review row, in one transaction; returns (review id, previous state)."""
+        with self.write() as conn:
+            row = conn.execute(
+                "SELECT label, status FROM labels WHERE chunk_id = ? AND source = 'human'", (chunk_id,)
+            ).fetchone()
+            previous = {"label": row["label"], "status": row["status"]} if row else None
+            conn.execute(
+                "INSERT INTO labels(chunk_id, source, label, status) VALUES (?, 'human', ?, ?) "
+                "ON CONFLICT(chunk_id, source) DO UPDATE SET label = excluded.label, status = excluded.status, "
+                "confidence = NULL, updated_at = datetime('now')",
+                (chunk_id, label, status),
+            )
+            cur = conn.execute(
+                "INSERT INTO reviews(chunk_id, action, label, previous, reviewer) VALUES (?, ?, ?, ?, ?)",
+                (chunk_id, action, label, _dumps(previous), reviewer),
+            )
+            return cur.lastrowid, previous
 
     def reviews(self) -> list[Review]:
         return [
