@@ -195,3 +195,19 @@ def test_kill_during_labeling_then_resume_repeats_no_call(tmp_path, docs):
         assert len(store.labels("llm-large")) == 30
         assert store.integrity_check() == "ok"
         assert [r["status"] for r in store.runs()] == ["running", "done"]
+
+
+def test_serve_answers_predict_requests(finished_run):
+    from starlette.testclient import TestClient
+
+    from labelloop.serve import create_app
+
+    out, *_ = finished_run
+    client = TestClient(create_app(out / "classifiers" / "classifier_2"))
+    res = client.post("/predict", json={"texts": ["The striker scored twice in the cup final.", "Shares fell 3%."]})
+    assert res.status_code == 200
+    preds = res.json()["predictions"]
+    assert len(preds) == 2 and all(p["label"] in CLASSES for p in preds)
+    assert client.post("/predict", json={"texts": "not a list"}).status_code == 400
+    assert client.post("/predict", content=b"{not json").status_code == 400
+    assert client.get("/").json()["classes"] == CLASSES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -246,8 +247,16 @@ def _db(output_dir: Path) -> Path:
     return db
 
 
+def _quiet_libraries() -> None:
+    """No hub access, no download progress bars from model loading in our output."""
+    for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                       ("TRANSFORMERS_VERBOSITY", "error"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(key, value)
+
+
 def main() -> None:
     """Console entry point: errors become one readable message; tracebacks only with --debug."""
+    _quiet_libraries()
     try:
         app(standalone_mode=False)
     except LabelloopError as exc:

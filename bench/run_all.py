@@ -1,0 +1,51 @@
+"""Run every benchmark: `make bench` (full) or `make bench-quick` (small sizes, a few minutes).
+
+Each script prints its table and writes JSON under bench/results/. CI never runs these.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+FULL = [
+    ["bench_ingest.py"],
+    ["bench_llm_http.py"],
+    ["bench_embedded.py"],
+    ["bench_students.py"],
+    ["bench_loop.py", "--seeds", "0,1,2"],
+    ["bench_fewshot.py"],
+]
+QUICK = [
+    ["bench_ingest.py", "--docs", "2000"],
+    ["bench_llm_http.py", "--seconds", "1"],
+    ["bench_embedded.py", "--n", "30"],
+    ["bench_students.py", "--students", "embedding-head", "--train-per-class", "8"],
+    ["bench_loop.py", "--quick", "--datasets", "drugs2", "--teachers", "fake90", "--name", "loop-quick"],
+    ["bench_fewshot.py", "--quick"],
+]
+
+
+def main() -> int:
+    plan = QUICK if "--quick" in sys.argv[1:] else FULL
+    failed = []
+    for args in plan:
+        print(f"\n=== {' '.join(args)}", flush=True)
+        t0 = time.perf_counter()
+        rc = subprocess.call([sys.executable, str(HERE / args[0]), *args[1:]])
+        print(f"=== {args[0]}: exit {rc} in {time.perf_counter() - t0:.0f}s", flush=True)
+        if rc:
+            failed.append(args[0])
+    if plan is FULL:  # the quick run's numbers are for development, not for RESULTS.md
+        subprocess.call([sys.executable, str(HERE / "report.py")])
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
