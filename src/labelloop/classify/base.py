@@ -1,0 +1,198 @@
+"""What every student shares: class bookkeeping, input checks, balancing, the fitted check."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from labelloop.errors import LabelloopError, NotFittedError
+
+BALANCING_MODES = ("class-weight", "oversample", "none")
+
+
+class UnfittedAttributeError(NotFittedError, AttributeError):
+    """Fitted state read before fit; an AttributeError too, so hasattr() stays False."""
+
+
+@runtime_checkable
+class Student(Protocol):
+    """The interface the loop trains, scores and saves."""
+
+    classes: list[str]
+
+    def fit(self, texts: list[str], labels: list[str]) -> "Student": ...
+
+    def predict(self, texts: list[str]) -> list[str]: ...
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray: ...
+
+    def save(self, path: Path) -> None: ...
+
+
+class BaseStudent:
+    """Shared behaviour; subclasses implement _fit, _predict_proba, save and load."""
+
+    kind = "base"
+
+    def __init__(self, classes: Sequence[str], balancing: str = "class-weight", seed: int = 0):
+        self.classes = classes
+        self.balancing = balancing
+        self.seed = seed
+
+    # ------------------------------------------------------------ public API
+
+    def __getattr__(self, name: str):
+        # Only called for missing attributes: fitted state (`classes_`, ...) before fit.
+        if name.endswith("_") and not name.startswith("_"):
+            raise UnfittedAttributeError(self._unfitted_message(name))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def fit(self, texts: list[str], labels: list[str]):
+        """Train on texts and their labels (every label must be one of `classes`); return self."""
+        classes = check_classes(self.classes)
+        check_balancing(self.balancing)
+        y = encode_labels(texts, labels, classes)
+        self._fit(list(texts), y, classes)
+        self.classes_ = classes
+        return self
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities, shape (len(texts), len(classes_)), columns in `classes_` order."""
+        self._check_fitted()
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        return self._predict_proba(texts)
+
+    def predict(self, texts: list[str]) -> list[str]:
+        """The most probable class of each text."""
+        probs = self.predict_proba(texts)
+        return [self.classes_[i] for i in np.argmax(probs, axis=1)]
+
+    # ------------------------------------------------------------ for subclasses
+
+    def _check_fitted(self) -> None:
+        if "classes_" not in self.__dict__:
+            raise NotFittedError(self._unfitted_message("predict"))
+
+    def _unfitted_message(self, what: str) -> str:
+        return (
+            f"{type(self).__name__}.{what} needs a fitted model: call fit first "
+            f"(or load a saved one with labelloop.classify.load_student(path))"
+        )
+
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+        raise NotImplementedError
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(classes={list(self.classes)!r}, balancing={self.balancing!r}, seed={self.seed})"
+
+
+# ------------------------------------------------------------ input checks
+
+
+def check_classes(classes: Sequence[str]) -> list[str]:
+    """The class list as a list of distinct non-empty strings, or an error saying what is wrong."""
+    out = list(classes) if not isinstance(classes, str) else [classes]
+    if len(out) < 2:
+        raise LabelloopError(
+            f"a student needs at least 2 classes, got {out!r}; list them in classification.classes"
+        )
+    bad = [c for c in out if not isinstance(c, str) or not c.strip()]
+    if bad:
+        raise LabelloopError(f"class names must be non-empty strings, got {bad!r} in {out!r}")
+    dupes = sorted(c for c, n in Counter(out).items() if n > 1)
+    if dupes:
+        raise LabelloopError(f"class names must be distinct; repeated: {dupes!r} in {out!r}")
+    return out
+
+
+def check_balancing(mode: str) -> str:
+    """The balancing mode, or an error listing the valid ones."""
+    if mode not in BALANCING_MODES:
+        raise LabelloopError(
+            f"unknown balancing mode {mode!r}; expected one of {list(BALANCING_MODES)} (balancing.mode)"
+        )
+    return mode
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """Texts as a list of strings; anything else is reported with its position."""
+    if isinstance(texts, str):
+        raise LabelloopError("expected a list of texts, got a single string; wrap it in a list: [text]")
+    out = list(texts)
+    bad = [(i, type(t).__name__) for i, t in enumerate(out) if not isinstance(t, str)]
+    if bad:
+        shown = ", ".join(f"#{i} is {t}" for i, t in bad[:5])
+        raise LabelloopError(f"every text must be a string; {len(bad)} are not ({shown})")
+    return out
+
+
+def encode_labels(texts: Sequence[str], labels: Sequence[str], classes: list[str]) -> np.ndarray:
+    """Label indices into `classes`; unknown labels and length mismatches are errors."""
+    texts = check_texts(texts)
+    labels = list(labels)
+    if len(texts) != len(labels):
+        raise LabelloopError(f"fit got {len(texts)} texts but {len(labels)} labels; give one label per text")
+    if not texts:
+        raise LabelloopError("fit got no training texts; label some chunks before training a student")
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(lab) for lab in labels if lab not in index})
+    if unknown:
+        raise LabelloopError(
+            f"labels {unknown!r} are not among the classes {classes!r}; "
+            f"fix the labels or add the class to classification.classes"
+        )
+    return np.array([index[lab] for lab in labels], dtype=np.int64)
+
+
+# ------------------------------------------------------------ balancing
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """'balanced' weights n / (k * count) for the classes present; 1.0 for absent ones (unused)."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights
+
+
+def oversample_indices(y: np.ndarray, seed: int) -> np.ndarray:
+    """Indices that repeat each present class up to the largest class's count (seeded)."""
+    rng = np.random.default_rng(seed)
+    counts = Counter(y.tolist())
+    most = max(counts.values())
+    out = []
+    for cls in sorted(counts):
+        idx = np.flatnonzero(y == cls)
+        extra = rng.choice(idx, size=most - len(idx), replace=True) if most > len(idx) else idx[:0]
+        out.append(np.concatenate([idx, extra]))
+    order = np.concatenate(out)
+    return order[rng.permutation(len(order))]
+
+
+@contextlib.contextmanager
+def isolated_rng(seed: int) -> Iterator[None]:
+    """Seed python/numpy/torch for a block, then restore the global RNG states as they were."""
+    import torch
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)

@@ -1,0 +1,101 @@
+"""Student: frozen sentence embeddings (MiniLM by default) + a logistic-regression head."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from labelloop.classify import folder as fmt
+from labelloop.classify.base import BaseStudent, check_classes
+from labelloop.classify.encoder import EmbeddingCache, Encoder
+from labelloop.classify.head import fit_head, head_proba
+
+
+class EmbeddingHeadStudent(BaseStudent):
+    """Embeddings from a sentence-transformers folder, classified by logistic regression."""
+
+    kind = "embedding-head"
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        encoder_path: str | None = None,
+        cache: EmbeddingCache | None = None,
+        balancing: str = "class-weight",
+        max_seq_length: int | None = None,
+        seed: int = 0,
+        C: float = 10.0,
+        batch_size: int = 32,
+    ):
+        super().__init__(classes, balancing=balancing, seed=seed)
+        self.encoder_path = encoder_path
+        self.cache = cache
+        self.max_seq_length = max_seq_length
+        self.C = C
+        self.batch_size = batch_size
+
+    def _make_encoder(self) -> Encoder:
+        return Encoder(self.encoder_path, cache=self.cache, max_seq_length=self.max_seq_length,
+                       batch_size=self.batch_size)
+
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+        self.encoder_ = self._make_encoder()
+        X = self.encoder_.encode(texts)
+        self.coef_, self.intercept_ = fit_head(
+            X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C
+        )
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        return head_proba(self.encoder_.encode(texts), self.coef_, self.intercept_)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The body's embeddings (what the head sees)."""
+        self._check_fitted()
+        return self.encoder_.encode(list(texts))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """A folder loadable with sentence-transformers + safetensors alone (see its README.md)."""
+        self._check_fitted()
+        folder = fmt.prepare_folder(path)
+        self._save_body(folder / fmt.BODY_DIR)
+        fmt.set_body_max_length(folder / fmt.BODY_DIR, self.encoder_.max_seq_length)
+        fmt.save_head(folder, self.coef_, self.intercept_)
+        self._write_meta(folder)
+
+    def _save_body(self, body: Path) -> None:
+        src = self.encoder_.model_path
+        if (Path(src) / "modules.json").is_file():
+            fmt.copy_model_folder(src, body)  # unchanged weights: link, don't duplicate
+        else:
+            self.encoder_.model.save(str(body))
+
+    def _write_meta(self, folder: Path) -> None:
+        fmt.write_meta(
+            folder, self.kind, self.classes_,
+            body=fmt.BODY_DIR, head=fmt.HEAD_FILE, normalize=True,
+            max_seq_length=self.encoder_.max_seq_length, truncation="head",
+            encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
+            balancing=self.balancing, seed=self.seed, C=self.C,
+        )
+        (folder / "README.md").write_text(fmt.HEAD_README.format(
+            kind=self.kind, classes=", ".join(self.classes_), max_seq_length=self.encoder_.max_seq_length,
+        ))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, cache: EmbeddingCache | None = None) -> "EmbeddingHeadStudent":
+        """A fitted student from a folder written by save()."""
+        folder = Path(path)
+        meta = fmt.read_meta(folder)
+        classes = check_classes(meta["classes"])
+        student = cls(
+            classes, encoder_path=str(folder / meta.get("body", fmt.BODY_DIR)), cache=cache,
+            balancing=meta.get("balancing", "class-weight"), max_seq_length=meta.get("max_seq_length"),
+            seed=meta.get("seed", 0), C=meta.get("C", 10.0),
+        )
+        student.coef_, student.intercept_ = fmt.load_head(folder, len(classes))
+        student.encoder_ = student._make_encoder()
+        student.classes_ = classes
+        return student

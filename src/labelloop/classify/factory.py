@@ -1,0 +1,81 @@
+"""Make a fresh student of a named type, or load a saved one from its folder."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Sequence
+
+from labelloop.classify.base import BaseStudent, check_balancing
+from labelloop.classify.folder import read_meta
+from labelloop.errors import LabelloopError, ModelNotAvailableError
+
+if TYPE_CHECKING:
+    from labelloop.config import StudentSection
+
+STUDENT_TYPES = ("embedding-head", "setfit", "transformer")
+
+
+def make_student(
+    kind: str,
+    classes: Sequence[str],
+    *,
+    settings: "StudentSection | None" = None,
+    model_path: str | None = None,
+    cache=None,
+    balancing: str = "class-weight",
+) -> BaseStudent:
+    """A new, unfitted student; the loop calls this every round.
+
+    model_path (training.model_path) is the transformer's base model; the encoder of the
+    embedding-head and setfit students is settings.encoder, falling back to model_path.
+    """
+    check_balancing(balancing)
+    s = settings
+    seed = s.seed if s else 0
+    max_len = s.max_seq_length if s else None
+    encoder = (s.encoder if s else None) or model_path
+    if kind == "embedding-head":
+        from labelloop.classify.embedding_head import EmbeddingHeadStudent
+
+        return EmbeddingHeadStudent(
+            classes, encoder_path=encoder, cache=cache, balancing=balancing, max_seq_length=max_len,
+            seed=seed, batch_size=s.batch_size if s else 32,
+        )
+    if kind == "setfit":
+        from labelloop.classify.setfit_student import SetFitStudent
+
+        extra = {}
+        if s:
+            extra = dict(epochs=s.epochs, num_iterations=s.setfit_iterations, learning_rate=s.learning_rate,
+                         batch_size=min(s.batch_size, 16))
+        return SetFitStudent(classes, encoder_path=encoder, balancing=balancing, max_seq_length=max_len,
+                             seed=seed, **extra)
+    if kind == "transformer":
+        from labelloop.classify.transformer_student import TransformerStudent
+
+        extra = {}
+        if s:
+            extra = dict(epochs=s.epochs, lr=s.learning_rate, batch_size=s.batch_size)
+        return TransformerStudent(classes, model_path=model_path or (s.encoder if s else None),
+                                  balancing=balancing, max_seq_length=max_len, seed=seed, **extra)
+    raise LabelloopError(f"unknown student type {kind!r}; expected one of {list(STUDENT_TYPES)} (student.type)")
+
+
+def load_student(path: str | os.PathLike, cache=None) -> BaseStudent:
+    """A fitted student from a folder written by its save(); the type comes from labelloop.json."""
+    kind = read_meta(path).get("student_type")
+    if kind == "embedding-head":
+        from labelloop.classify.embedding_head import EmbeddingHeadStudent
+
+        return EmbeddingHeadStudent.load(path, cache=cache)
+    if kind == "setfit":
+        from labelloop.classify.setfit_student import SetFitStudent
+
+        return SetFitStudent.load(path)
+    if kind == "transformer":
+        from labelloop.classify.transformer_student import TransformerStudent
+
+        return TransformerStudent.load(path)
+    raise ModelNotAvailableError(
+        f"{str(path)!r} holds a student of type {kind!r}; this labelloop loads {list(STUDENT_TYPES)}"
+    )

@@ -1,0 +1,167 @@
+"""The saved-student folder: labelloop.json, weights in safetensors, a README; never pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from labelloop.errors import LabelloopError, ModelNotAvailableError
+
+META_FILE = "labelloop.json"
+HEAD_FILE = "head.safetensors"
+BODY_DIR = "body"
+FORMAT_VERSION = 1
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt")
+
+HEAD_README = """# labelloop student: {kind}
+
+Sentence-transformers body (`body/`) + logistic-regression head (`head.safetensors`).
+Classes: {classes}. Texts longer than {max_seq_length} tokens are cut (head).
+Load it without labelloop (needs sentence-transformers, safetensors, numpy):
+
+```python
+import json, numpy as np
+from safetensors.numpy import load_file
+from sentence_transformers import SentenceTransformer
+meta, head = json.load(open("labelloop.json")), load_file("head.safetensors")
+body = SentenceTransformer("body", device="cpu")
+emb = body.encode(texts, normalize_embeddings=meta["normalize"])
+logits = emb @ head["coef"].T + head["intercept"]
+labels = [meta["id2label"][str(i)] for i in logits.argmax(axis=1)]
+```
+"""
+
+TRANSFORMER_README = """# labelloop student: transformer
+
+A transformers sequence classifier (config.json has id2label / label2id).
+Classes: {classes}. Texts longer than {max_seq_length} tokens are cut (head).
+Load it without labelloop (needs transformers, torch):
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+import torch
+tok = AutoTokenizer.from_pretrained(".")
+model = AutoModelForSequenceClassification.from_pretrained(".").eval()
+enc = tok(texts, truncation=True, max_length={max_seq_length}, padding=True, return_tensors="pt")
+with torch.no_grad():
+    probs = model(**enc).logits.softmax(-1)
+labels = [model.config.id2label[int(i)] for i in probs.argmax(-1)]
+```
+"""
+
+
+def versions() -> dict[str, str]:
+    """Library versions that wrote the folder."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("labelloop", "sentence-transformers", "transformers", "torch", "setfit", "scikit-learn"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def write_meta(folder: Path, kind: str, classes: list[str], **settings) -> None:
+    """labelloop.json, written from an explicit list of fields."""
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "student_type": kind,
+        "classes": list(classes),
+        "id2label": {str(i): c for i, c in enumerate(classes)},
+        "label2id": {c: i for i, c in enumerate(classes)},
+        **settings,
+        "versions": versions(),
+    }
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_meta(folder: str | os.PathLike) -> dict:
+    """labelloop.json of a saved student, or an error saying what the folder lacks."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise ModelNotAvailableError(
+            f"{str(folder)!r} is not a saved labelloop student: it has no {META_FILE}; "
+            "pass a folder written by student.save() (e.g. output_dir/classifiers/classifier_<N>)"
+        )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(f"cannot read {str(path)!r}: {exc}; save the student again") from exc
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelNotAvailableError(
+            f"{str(path)!r} has format_version {meta['format_version']}, newer than this labelloop "
+            f"understands ({FORMAT_VERSION}); upgrade labelloop"
+        )
+    return meta
+
+
+def save_head(folder: Path, coef: np.ndarray, intercept: np.ndarray) -> None:
+    """head.safetensors with float32 `coef` (n_classes, dim) and `intercept` (n_classes,)."""
+    from safetensors.numpy import save_file
+
+    save_file(
+        {"coef": np.ascontiguousarray(coef, dtype=np.float32),
+         "intercept": np.ascontiguousarray(intercept, dtype=np.float32)},
+        str(folder / HEAD_FILE),
+    )
+
+
+def load_head(folder: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The head's arrays, checked against the class count."""
+    from safetensors.numpy import load_file
+
+    path = folder / HEAD_FILE
+    if not path.is_file():
+        raise ModelNotAvailableError(f"{str(folder)!r} has no {HEAD_FILE}; save the student again")
+    arrays = load_file(str(path))
+    coef, intercept = arrays.get("coef"), arrays.get("intercept")
+    if coef is None or intercept is None or coef.shape[0] != n_classes or intercept.shape != (n_classes,):
+        raise ModelNotAvailableError(
+            f"{str(path)!r} does not hold a head for {n_classes} classes "
+            f"(coef {None if coef is None else coef.shape}, intercept {None if intercept is None else intercept.shape})"
+        )
+    return coef, intercept
+
+
+def copy_model_folder(src: str, dst: Path) -> None:
+    """Copy a model folder; large weight files are hard-linked when possible (same bytes, no space)."""
+
+    def link_or_copy(s: str, d: str) -> str:
+        if s.endswith(_WEIGHT_SUFFIXES):
+            try:
+                os.link(s, d)
+                return d
+            except OSError:
+                pass
+        return shutil.copy2(s, d)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy, ignore=shutil.ignore_patterns(".git*", "__pycache__"))
+
+
+def set_body_max_length(body: Path, max_seq_length: int) -> None:
+    """Record the truncation length in the body's sentence_bert_config.json (a fresh file, never via a link)."""
+    cfg_path = body / "sentence_bert_config.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    cfg["max_seq_length"] = int(max_seq_length)
+    if cfg_path.exists():
+        cfg_path.unlink()
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def prepare_folder(path: str | os.PathLike) -> Path:
+    """The target folder, created; it must not already hold something else."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise LabelloopError(f"cannot save a student to {str(folder)!r}: it is a file; choose a folder path")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise LabelloopError(
+            f"cannot save a student to {str(folder)!r}: the folder is not empty; choose a new or empty folder"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

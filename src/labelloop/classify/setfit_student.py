@@ -1,0 +1,147 @@
+"""Student: SetFit (contrastive fine-tuning of the sentence-transformers body) + a logistic-regression head.
+
+The body is tuned with the `setfit` library; the head is the same balanced logistic regression
+as the embedding-head student, and the saved folder has the same format (no joblib head).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from labelloop.classify import folder as fmt
+from labelloop.classify.base import BaseStudent, check_classes, isolated_rng
+from labelloop.classify.encoder import resolve_model_path, set_offline, set_torch_threads
+from labelloop.classify.head import fit_head, head_proba
+
+
+def _accuracy(y_pred, y_test) -> dict[str, float]:
+    """setfit's metric; its default evaluate.load('accuracy') needs the network."""
+    return {"accuracy": float(np.mean(np.asarray(y_pred) == np.asarray(y_test)))}
+
+
+class SetFitStudent(BaseStudent):
+    """A sentence-transformers body fine-tuned on contrastive pairs (setfit), then a head."""
+
+    kind = "setfit"
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        encoder_path: str | None = None,
+        balancing: str = "class-weight",
+        max_seq_length: int | None = None,
+        seed: int = 0,
+        epochs: int = 1,
+        num_iterations: int = 20,
+        learning_rate: float = 2e-5,
+        batch_size: int = 16,
+        C: float = 10.0,
+    ):
+        super().__init__(classes, balancing=balancing, seed=seed)
+        self.encoder_path = encoder_path
+        self.max_seq_length = max_seq_length
+        self.epochs = epochs
+        self.num_iterations = num_iterations
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.C = C
+
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+        path = resolve_model_path(self.encoder_path)
+        set_offline()
+        set_torch_threads()
+        from sentence_transformers import SentenceTransformer
+
+        body = SentenceTransformer(path, device="cpu", local_files_only=True)  # a fresh copy: training changes it
+        if self.max_seq_length is not None:
+            body.max_seq_length = int(self.max_seq_length)
+        with isolated_rng(self.seed):
+            if len(np.unique(y)) > 1:
+                self._tune_body(body, texts, y)
+            body.eval()
+            self.body_ = body
+            X = self._embed(texts)
+            self.coef_, self.intercept_ = fit_head(
+                X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C
+            )
+
+    def _tune_body(self, body, texts: list[str], y: np.ndarray) -> None:
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        quiet = [logging.getLogger(n) for n in ("setfit", "sentence_transformers", "transformers")]
+        levels = [lg.level for lg in quiet]
+        for lg in quiet:
+            lg.setLevel(logging.WARNING)
+        try:
+            with tempfile.TemporaryDirectory(prefix="labelloop-setfit-") as tmp:
+                args = TrainingArguments(
+                    output_dir=tmp, batch_size=self.batch_size, num_epochs=self.epochs,
+                    num_iterations=self.num_iterations, body_learning_rate=self.learning_rate,
+                    sampling_strategy="oversampling", seed=self.seed, report_to="none",
+                    save_strategy="no", show_progress_bar=False, max_length=body.max_seq_length,
+                )
+                model = SetFitModel(model_body=body, model_head=None, labels=None)
+                data = Dataset.from_dict({"text": list(texts), "label": [int(v) for v in y]})
+                trainer = Trainer(model=model, args=args, train_dataset=data, metric=_accuracy)
+                trainer.train_embeddings(list(texts), [int(v) for v in y], args=args)
+        finally:
+            for lg, level in zip(quiet, levels):
+                lg.setLevel(level)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        vecs = self.body_.encode(
+            list(texts), batch_size=32, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        return head_proba(self._embed(texts), self.coef_, self.intercept_)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Same folder format as the embedding-head student: body/, head.safetensors, labelloop.json."""
+        self._check_fitted()
+        folder = fmt.prepare_folder(path)
+        body = folder / fmt.BODY_DIR
+        self.body_.save(str(body), safe_serialization=True)
+        fmt.set_body_max_length(body, self.body_.max_seq_length)
+        fmt.save_head(folder, self.coef_, self.intercept_)
+        fmt.write_meta(
+            folder, self.kind, self.classes_,
+            body=fmt.BODY_DIR, head=fmt.HEAD_FILE, normalize=True,
+            max_seq_length=int(self.body_.max_seq_length), truncation="head",
+            encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
+            balancing=self.balancing, seed=self.seed, C=self.C, epochs=self.epochs,
+            num_iterations=self.num_iterations, learning_rate=self.learning_rate, batch_size=self.batch_size,
+        )
+        (folder / "README.md").write_text(fmt.HEAD_README.format(
+            kind=self.kind, classes=", ".join(self.classes_), max_seq_length=self.body_.max_seq_length,
+        ))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SetFitStudent":
+        """A fitted student from a folder written by save()."""
+        from labelloop.classify.encoder import load_sentence_transformer
+
+        folder = Path(path)
+        meta = fmt.read_meta(folder)
+        classes = check_classes(meta["classes"])
+        body_path = str((folder / meta.get("body", fmt.BODY_DIR)).resolve())
+        student = cls(
+            classes, encoder_path=body_path, balancing=meta.get("balancing", "class-weight"),
+            max_seq_length=meta.get("max_seq_length"), seed=meta.get("seed", 0),
+            epochs=meta.get("epochs", 1), num_iterations=meta.get("num_iterations", 20),
+            learning_rate=meta.get("learning_rate", 2e-5), batch_size=meta.get("batch_size", 16),
+            C=meta.get("C", 10.0),
+        )
+        student.coef_, student.intercept_ = fmt.load_head(folder, len(classes))
+        student.body_ = load_sentence_transformer(body_path)
+        student.body_.max_seq_length = int(meta.get("max_seq_length") or student.body_.max_seq_length)
+        student.classes_ = classes
+        return student

@@ -1,0 +1,195 @@
+"""Student: a transformers sequence classifier fine-tuned end to end (plain torch loop, CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from labelloop.classify import folder as fmt
+from labelloop.classify.base import BaseStudent, check_classes, class_weights, isolated_rng, oversample_indices
+from labelloop.classify.encoder import resolve_model_path, set_offline, set_torch_threads
+from labelloop.errors import ModelNotAvailableError
+
+
+def hf_model_dir(path: str) -> str:
+    """The folder holding config.json: the top level, or a sentence-transformers Transformer module."""
+    root = Path(path)
+    if (root / "config.json").is_file():
+        return str(root)
+    modules = root / "modules.json"
+    if modules.is_file():
+        for module in json.loads(modules.read_text()):
+            if module.get("type", "").endswith("models.Transformer"):
+                sub = root / module.get("path", "")
+                if (sub / "config.json").is_file():
+                    return str(sub)
+    raise ModelNotAvailableError(
+        f"{path!r} has no transformers model (no config.json at the top or in a sentence-transformers "
+        "Transformer module); set training.model_path to a folder saved with save_pretrained, or leave it unset"
+    )
+
+
+class TransformerStudent(BaseStudent):
+    """AutoModelForSequenceClassification from a local folder, with weighted cross-entropy."""
+
+    kind = "transformer"
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        model_path: str | None = None,
+        epochs: int = 3,
+        lr: float = 5e-5,
+        batch_size: int = 16,
+        max_seq_length: int | None = None,
+        balancing: str = "class-weight",
+        seed: int = 0,
+        weight_decay: float = 0.01,
+    ):
+        super().__init__(classes, balancing=balancing, seed=seed)
+        self.model_path = model_path
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.weight_decay = weight_decay
+
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+        source = hf_model_dir(resolve_model_path(self.model_path))
+        import torch
+
+        set_offline()
+        set_torch_threads()
+        with isolated_rng(self.seed):
+            model, tokenizer = _load(source, classes, fresh_head=True)
+            self.max_length_ = int(self.max_seq_length or _default_length(source, tokenizer))
+            order = np.arange(len(texts))
+            if self.balancing == "oversample":
+                order = oversample_indices(y, self.seed)
+            weights = None
+            if self.balancing == "class-weight":
+                weights = torch.tensor(class_weights(y, len(classes)), dtype=torch.float32)
+            self._train(model, tokenizer, [texts[i] for i in order], y[order], weights)
+        model.eval()
+        self.model_, self.tokenizer_ = model, tokenizer
+
+    def _train(self, model, tokenizer, texts: list[str], y: np.ndarray, weights) -> None:
+        import torch
+        from torch.nn.functional import cross_entropy
+
+        steps_per_epoch = math.ceil(len(texts) / self.batch_size)
+        total = max(1, steps_per_epoch * self.epochs)
+        optim = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        warmup = max(1, int(0.1 * total))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            optim, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+        )
+        rng = np.random.default_rng(self.seed)
+        model.train()
+        for _ in range(self.epochs):
+            perm = rng.permutation(len(texts))
+            for start in range(0, len(texts), self.batch_size):
+                idx = perm[start:start + self.batch_size]
+                enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length_,
+                                padding=True, return_tensors="pt")
+                logits = model(**enc).logits
+                loss = cross_entropy(logits, torch.as_tensor(y[idx]), weight=weights)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optim.step()
+                sched.step()
+                optim.zero_grad()
+
+    def _predict_proba(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), 32):
+                enc = self.tokenizer_(texts[start:start + 32], truncation=True, max_length=self.max_length_,
+                                      padding=True, return_tensors="pt")
+                out.append(torch.softmax(self.model_(**enc).logits.float(), dim=-1).numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """save_pretrained (safetensors) + tokenizer + labelloop.json + README.md."""
+        self._check_fitted()
+        folder = fmt.prepare_folder(path)
+        self.model_.save_pretrained(str(folder), safe_serialization=True)
+        self.tokenizer_.model_max_length = self.max_length_  # plain loaders truncate the same way
+        self.tokenizer_.save_pretrained(str(folder))
+        fmt.write_meta(
+            folder, self.kind, self.classes_,
+            max_seq_length=self.max_length_, truncation="head",
+            base_model=str(self.model_path) if self.model_path else "all-MiniLM-L6-v2 (packaged)",
+            balancing=self.balancing, seed=self.seed, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+        )
+        (folder / "README.md").write_text(fmt.TRANSFORMER_README.format(
+            classes=", ".join(self.classes_), max_seq_length=self.max_length_,
+        ))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TransformerStudent":
+        """A fitted student from a folder written by save()."""
+        set_offline()
+        set_torch_threads()
+        folder = Path(path)
+        meta = fmt.read_meta(folder)
+        classes = check_classes(meta["classes"])
+        student = cls(
+            classes, model_path=str(folder), epochs=meta.get("epochs", 3), lr=meta.get("lr", 5e-5),
+            batch_size=meta.get("batch_size", 16), max_seq_length=meta.get("max_seq_length"),
+            balancing=meta.get("balancing", "class-weight"), seed=meta.get("seed", 0),
+        )
+        student.model_, student.tokenizer_ = _load(str(folder), classes, fresh_head=False)
+        student.model_.eval()
+        student.max_length_ = int(meta.get("max_seq_length") or _default_length(str(folder), student.tokenizer_))
+        student.classes_ = classes
+        return student
+
+
+def _load(source: str, classes: list[str], *, fresh_head: bool):
+    """Model and tokenizer from a local folder; a fresh head has one output per class."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    kwargs = {}
+    if fresh_head:
+        kwargs = dict(
+            num_labels=len(classes), id2label=dict(enumerate(classes)),
+            label2id={c: i for i, c in enumerate(classes)}, ignore_mismatched_sizes=True,
+        )
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "some weights are newly initialized" is expected here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, local_files_only=True, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"cannot load a transformers classifier from {source!r}: {exc}; set training.model_path to a "
+            "folder saved with save_pretrained (config.json, weights, tokenizer), or leave it unset"
+        ) from exc
+    finally:
+        hf_logging.set_verbosity(previous)
+    if model.config.num_labels != len(classes):
+        raise ModelNotAvailableError(
+            f"{source!r} has {model.config.num_labels} outputs but there are {len(classes)} classes {classes!r}"
+        )
+    return model, tokenizer
+
+
+def _default_length(source: str, tokenizer) -> int:
+    """sentence-transformers' max_seq_length if recorded, else the tokenizer's limit (at most 512)."""
+    cfg = Path(source) / "sentence_bert_config.json"
+    if cfg.is_file():
+        length = json.loads(cfg.read_text()).get("max_seq_length")
+        if length:
+            return int(length)
+    limit = getattr(tokenizer, "model_max_length", 512) or 512
+    return int(min(limit, 512))
+
