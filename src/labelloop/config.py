@@ -134,9 +134,9 @@ class StudentSection(Strict):
     encoder: str | None = Field(None, description="Sentence-transformer folder; default: packaged MiniLM.")
     max_seq_length: int | None = Field(None, gt=0)
     batch_size: int = Field(32, gt=0)
-    epochs: int = Field(1, gt=0, description="setfit / transformer epochs.")
+    epochs: int | None = Field(None, gt=0, description="Epochs; default: setfit 1, transformer 5.")
     setfit_iterations: int = Field(20, gt=0, description="setfit contrastive pairs per example.")
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float | None = Field(None, gt=0, description="Default: setfit 2e-5, transformer 1e-4.")
     seed: int = 0
 
 

@@ -46,8 +46,8 @@ def make_student(
 
         extra = {}
         if s:
-            extra = dict(epochs=s.epochs, num_iterations=s.setfit_iterations, learning_rate=s.learning_rate,
-                         batch_size=min(s.batch_size, 16))
+            extra = _given(epochs=s.epochs, num_iterations=s.setfit_iterations, learning_rate=s.learning_rate,
+                           batch_size=min(s.batch_size, 16))
         return SetFitStudent(classes, encoder_path=encoder, balancing=balancing, max_seq_length=max_len,
                              seed=seed, **extra)
     if kind == "transformer":
@@ -55,10 +55,15 @@ def make_student(
 
         extra = {}
         if s:
-            extra = dict(epochs=s.epochs, lr=s.learning_rate, batch_size=s.batch_size)
+            extra = _given(epochs=s.epochs, lr=s.learning_rate, batch_size=s.batch_size)
         return TransformerStudent(classes, model_path=model_path or (s.encoder if s else None),
                                   balancing=balancing, max_seq_length=max_len, seed=seed, **extra)
     raise LabelloopError(f"unknown student type {kind!r}; expected one of {list(STUDENT_TYPES)} (student.type)")
+
+
+def _given(**settings) -> dict:
+    """Settings the user set; unset (None) ones fall back to each student's own default."""
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def load_student(path: str | os.PathLike, cache=None) -> BaseStudent:

@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 
 def out_of_sample_probs(
     texts: list[str], labels: list[str], classes: list[str], *, encoder_path=None, cache=None,
-    seed: int = 0, folds: int = 5,
+    max_seq_length: int | None = None, seed: int = 0, folds: int = 5,
 ) -> np.ndarray:
     from labelloop.classify.encoder import Encoder
 
@@ -26,7 +26,7 @@ def out_of_sample_probs(
     n_folds = min(folds, smallest)
     if n_folds < 2 or len(set(y.tolist())) < 2:
         return probs  # too few examples per class to hold any out
-    X = Encoder(encoder_path, cache=cache).encode(texts)
+    X = Encoder(encoder_path, cache=cache, max_seq_length=max_seq_length).encode(texts)
     for train_idx, test_idx in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X, y):
         head = LogisticRegression(max_iter=1000, class_weight="balanced", C=10.0)
         head.fit(X[train_idx], y[train_idx])

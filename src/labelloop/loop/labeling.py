@@ -66,6 +66,7 @@ def label(
     *,
     iteration: int | None,
     embed: Callable[[list[str]], Any] | None,
+    progress: bool = True,
 ) -> Any:
     """Label chunks with one role's model; results land in the store as they arrive."""
     if not chunks:
@@ -92,6 +93,7 @@ def label(
             few_shot=picker,
             concurrency_limit=config.system.concurrency_limit,
             iteration=iteration,
+            progress=progress,
         ),
     )
 

@@ -69,7 +69,8 @@ def _run(config: Config, store: Store, console: Console, progress: bool) -> RunR
     embed = _embedder(config, store)
     console.rule("[bold]3. Test set (large model: the teacher's truth)")
     test = _ensure_test_split(config, store, console)
-    label(config, store, missing_labels(store, test, "llm-large", rules), "large", rules, iteration=0, embed=embed)
+    label(config, store, missing_labels(store, test, "llm-large", rules), "large", rules, iteration=0, embed=embed,
+          progress=progress)
 
     sampler = make_sampler(config.sampling.strategy, config.sampling.seed)
     student_input = _student_input(config)
@@ -81,7 +82,8 @@ def _run(config: Config, store: Store, console: Console, progress: bool) -> RunR
     while True:
         _ensure_train_batch(config, store, sampler, n)
         train = [c for c in store.chunks("train") if (c.split_iteration or 0) <= n]
-        label(config, store, missing_labels(store, train, "llm-small", rules), "small", rules, iteration=n, embed=embed)
+        label(config, store, missing_labels(store, train, "llm-small", rules), "small", rules, iteration=n, embed=embed,
+              progress=progress)
         done = {it.n: it for it in store.iterations() if it.status == "done"}
         if n not in done:
             t0 = time.perf_counter()
@@ -176,7 +178,7 @@ def _embedder(config: Config, store: Store):
         if "enc" not in cache:
             from labelloop.classify.encoder import Encoder
 
-            cache["enc"] = Encoder(config.student.encoder, cache=store)
+            cache["enc"] = Encoder(config.student.encoder, cache=store, max_seq_length=config.student.max_seq_length)
         return cache["enc"].encode(texts)
 
     return embed

@@ -136,7 +136,8 @@ def _record_student_labels(store, config, n, data: RoundData, student_input, stu
     if data.train:
         oos = out_of_sample_probs(
             student_input([c.text for c in data.train]), data.train_labels, classes,
-            encoder_path=config.student.encoder, cache=store, seed=config.student.seed,
+            encoder_path=config.student.encoder, cache=store, max_seq_length=config.student.max_seq_length,
+            seed=config.student.seed,
         )
         rows += _rows(data.train, oos, classes, n)
     rows += _rows(data.test, test_probs, classes, n)
