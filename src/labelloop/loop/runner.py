@@ -155,19 +155,20 @@ def _ensure_train_batch(config: Config, store: Store, sampler, n: int) -> None:
 
 
 def _refresh_after_reviews(config, store, n, student_input, console, rules) -> int:
-    """Retrain once more when people reviewed or rules changed since the last round."""
-    last = store.iterations()[-1]
+    """Retrain once more when people reviewed or rules changed since the last finished round."""
+    last = [it for it in store.iterations() if it.status == "done"][-1]
     mark = (last.metrics or {}).get("review_mark", 0)
     latest_review = max((r.id for r in store.reviews()), default=0)
     rules_changed = (last.metrics or {}).get("rules_version") not in (None, rules.version)
     if latest_review <= mark and not rules_changed:
-        return n
+        return max(n, last.n)
     from labelloop.loop.training import train_round
 
-    console.print(f"Reviews or rules changed since iteration {n}: training iteration {n + 1} on the new labels.")
-    train_round(config, store, n + 1, student_input)
+    why = "rules changed" if rules_changed else f"{latest_review - mark} new review action(s)"
+    console.print(f"{why} since iteration {last.n}: training iteration {last.n + 1} on the current labels.")
+    train_round(config, store, last.n + 1, student_input)
     console.print(iteration_table([it for it in store.iterations() if it.status == "done"]))
-    return n + 1
+    return last.n + 1
 
 
 def _embedder(config: Config, store: Store):
