@@ -26,9 +26,13 @@ def environment() -> dict:
     }
 
 
-def write_results(name: str, payload: dict) -> Path:
+def write_results(name: str, payload: dict, quiet: bool = False) -> Path:
+    """Write bench/results/<date>-<name>.json (atomically: a killed run leaves the last good file)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{date.today().isoformat()}-{name}.json"
-    path.write_text(json.dumps(payload, indent=2, default=str))
-    print(f"wrote {path}")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+    if not quiet:
+        print(f"wrote {path}")
     return path
