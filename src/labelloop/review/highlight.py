@@ -72,7 +72,8 @@ def _tokenizer(encoder: str | None):
     """The student encoder's Rust tokenizer (default: the packaged MiniLM), read from tokenizer.json."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from labelloop.ingest.chunking import default_encoder_path, load_tokenizer
+    from labelloop.ingest.chunking import load_tokenizer
+    from labelloop.models import default_encoder_path
 
     folder = Path(encoder or default_encoder_path())
     for candidate in [folder / "tokenizer.json", *sorted(folder.glob("*/tokenizer.json"))]:
