@@ -67,6 +67,9 @@ def load_sentence_transformer(path: str):
     set_offline()
     set_torch_threads()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars in a run's output
 
     try:
         model = SentenceTransformer(path, device="cpu", local_files_only=True)
