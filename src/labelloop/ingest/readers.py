@@ -443,9 +443,9 @@ def _read_jsonl(path: Path, source: str, text_column: str, on_problem: OnProblem
                 continue
             where = f"{source}:{lineno}"
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                rows.add(where, "error", f"not valid JSON ({exc.msg} at column {exc.colno}), line skipped; fix or remove it")
+                rows.add(where, "error", f"not valid JSON ({exc.msg}, column {exc.colno}), line skipped; fix or remove it")
                 continue
             if not isinstance(row, dict):
                 rows.add(where, "error",

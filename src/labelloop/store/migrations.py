@@ -157,6 +157,9 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
             continue
         # executescript would COMMIT implicitly; run statement by statement in one transaction.
         conn.execute("BEGIN IMMEDIATE")
+        if current_version(conn) >= version:  # another process migrated while we waited for the lock
+            conn.execute("COMMIT")
+            continue
         try:
             for statement in _split(sql):
                 conn.execute(statement)
