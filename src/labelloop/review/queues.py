@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelloop.errors import LabelloopError
+from labelloop.llm.injection import instruction_like
 from labelloop.review.records import Record, Snapshot
 
 LOW_CONFIDENCE = 0.7
@@ -37,6 +38,8 @@ QUEUES = [
           "student's out-of-sample probabilities flags, most likely error first."),
     Queue("low-confidence", "Low LLM confidence", f"Pending records the LLM left unlabeled or labeled with "
           f"confidence below {LOW_CONFIDENCE:.0%}, least confident first."),
+    Queue("instruction-like", "Instruction-like text", "Pending records whose text holds instructions aimed at "
+          "the labeler (possible prompt injection): check what the LLM did with them."),
 ]
 QUEUE_NAMES = [q.name for q in QUEUES]
 
@@ -60,6 +63,8 @@ def records(snap: Snapshot, name: str, cls: str | None = None) -> tuple[list[Rec
     elif name == "low-confidence":
         out = [r for r in snap.records if r.state == "pending" and r.llm is not None and _low(r)]
         out.sort(key=lambda r: (r.llm_label is not None, r.llm.confidence if r.llm.confidence is not None else -1))
+    elif name == "instruction-like":
+        out = [r for r in snap.records if r.state == "pending" and instruction_like(r.chunk.text)]
     else:
         ranked, note = label_issues(snap)
         out = [snap.by_id[cid] for cid in ranked if snap.by_id[cid].state == "pending"]
