@@ -1,6 +1,7 @@
 """The project store: one SQLite file shared by the loop, the CLI and the review app."""
 
-from labelloop.store.db import (
+from labelloop.store.db import Store
+from labelloop.store.records import (
     LLM_SOURCES,
     Chunk,
     Iteration,
@@ -9,7 +10,6 @@ from labelloop.store.db import (
     NewChunk,
     Review,
     Rules,
-    Store,
     text_hash,
 )
 

@@ -7,14 +7,11 @@ mode, busy timeout) without "database is locked" failures.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,125 +19,12 @@ import numpy as np
 
 from labelloop.errors import StoreError
 from labelloop.store.migrations import LATEST, current_version, migrate
+from labelloop.store.records import (
+    LLM_SOURCES, Chunk, Iteration, Label, LLMCall, NewChunk, Review, Rules, to_json, from_json, text_hash,
+)
 
 _WRITE_LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
-
-LLM_SOURCES = ("llm-small", "llm-large")
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class Chunk:
-    id: int
-    hash: str
-    text: str
-    source: str
-    position: int
-    n_tokens: int | None
-    count: int
-    metadata: dict
-    split: str | None
-    split_iteration: int | None
-
-
-@dataclass(frozen=True)
-class Label:
-    id: int
-    chunk_id: int
-    source: str
-    label: str | None
-    confidence: float | None
-    status: str
-    iteration: int | None
-    rules_version: int | None
-    call_id: int | None
-    raw: str | None
-    reason: str | None
-    probs: dict | None
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class Rules:
-    id: int
-    version: int
-    text: str
-    author: str
-    model: str | None
-    created_at: str
-    call_id: int | None = None
-
-
-@dataclass(frozen=True)
-class LLMCall:
-    id: int
-    key: str
-    purpose: str | None
-    backend: str
-    model: str | None
-    request: dict
-    response: Any
-    status: str
-    error: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cost: float | None
-    latency_s: float | None
-    attempts: int
-    faults: dict
-
-
-@dataclass(frozen=True)
-class Iteration:
-    n: int
-    train_size: int
-    test_size: int
-    accuracy: float | None
-    accuracy_low: float | None
-    accuracy_high: float | None
-    macro_f1: float | None
-    gold_accuracy: float | None
-    gold_size: int | None
-    metrics: dict
-    seconds: float | None
-    llm_calls: int | None
-    model_path: str | None
-    status: str
-    stop_reason: str | None
-
-
-@dataclass(frozen=True)
-class Review:
-    id: int
-    chunk_id: int
-    action: str
-    label: str | None
-    previous: dict | None
-    reviewer: str | None
-    created_at: str
-
-
-@dataclass
-class NewChunk:
-    """A chunk as ingestion produces it, before it has an id."""
-
-    text: str
-    source: str
-    position: int
-    n_tokens: int | None = None
-    metadata: dict = field(default_factory=dict)
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 class Store:
@@ -217,14 +101,14 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
-        return _loads(rows[0][0]) if rows else default
+        return from_json(rows[0][0]) if rows else default
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.write() as conn:
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, _dumps(value)),
+                (key, to_json(value)),
             )
 
     # ------------------------------------------------------------ documents & chunks
@@ -250,7 +134,7 @@ class Store:
                 cur = conn.execute(
                     "INSERT INTO chunks(hash, text, source, position, n_tokens, metadata) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING",
-                    (h, chunk.text, chunk.source, chunk.position, chunk.n_tokens, _dumps(chunk.metadata or None)),
+                    (h, chunk.text, chunk.source, chunk.position, chunk.n_tokens, to_json(chunk.metadata or None)),
                 )
                 if cur.rowcount:
                     new += 1
@@ -280,7 +164,7 @@ class Store:
         return Chunk(
             id=row["id"], hash=row["hash"], text=row["text"], source=row["source"],
             position=row["position"], n_tokens=row["n_tokens"], count=row["count"],
-            metadata=_loads(row["metadata"]) or {}, split=row["split"],
+            metadata=from_json(row["metadata"]) or {}, split=row["split"],
             split_iteration=row["split_iteration"],
         )
 
@@ -372,17 +256,17 @@ class Store:
                 "INSERT INTO llm_calls(key, purpose, backend, model, request, response, status, error, "
                 "prompt_tokens, completion_tokens, cost, latency_s, attempts, faults) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, purpose, backend, model, _dumps(request), _dumps(response), status, error,
-                 prompt_tokens, completion_tokens, cost, latency_s, attempts, _dumps(faults or {})),
+                (key, purpose, backend, model, to_json(request), to_json(response), status, error,
+                 prompt_tokens, completion_tokens, cost, latency_s, attempts, to_json(faults or {})),
             )
             return cur.lastrowid
 
     def _call(self, r: sqlite3.Row) -> LLMCall:
         return LLMCall(
             id=r["id"], key=r["key"], purpose=r["purpose"], backend=r["backend"], model=r["model"],
-            request=_loads(r["request"]), response=_loads(r["response"]), status=r["status"],
+            request=from_json(r["request"]), response=from_json(r["response"]), status=r["status"],
             error=r["error"], prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
-            cost=r["cost"], latency_s=r["latency_s"], attempts=r["attempts"], faults=_loads(r["faults"]) or {},
+            cost=r["cost"], latency_s=r["latency_s"], attempts=r["attempts"], faults=from_json(r["faults"]) or {},
         )
 
     def calls(self, purpose: str | None = None) -> list[LLMCall]:
@@ -403,7 +287,7 @@ class Store:
         stats = {k: (row[k] or 0) for k in row.keys()}
         faults: Counter[str] = Counter()
         for (value,) in self._rows("SELECT faults FROM llm_calls WHERE faults IS NOT NULL AND faults != '{}'"):
-            faults.update(_loads(value))
+            faults.update(from_json(value))
         stats["faults"] = dict(faults)
         stats["cache_hits"] = int(self.get_meta("cache_hits", 0))
         return stats
@@ -445,7 +329,7 @@ class Store:
             (
                 d["chunk_id"], d["source"], d.get("label"), d.get("confidence"), d.get("status", "ok"),
                 d.get("iteration"), d.get("rules_version"), d.get("call_id"), d.get("raw"),
-                d.get("reason"), _dumps(d.get("probs")),
+                d.get("reason"), to_json(d.get("probs")),
             )
             for d in labels
         ]
@@ -469,7 +353,7 @@ class Store:
             id=r["id"], chunk_id=r["chunk_id"], source=r["source"], label=r["label"],
             confidence=r["confidence"], status=r["status"], iteration=r["iteration"],
             rules_version=r["rules_version"], call_id=r["call_id"], raw=r["raw"], reason=r["reason"],
-            probs=_loads(r["probs"]), updated_at=r["updated_at"],
+            probs=from_json(r["probs"]), updated_at=r["updated_at"],
         )
 
     def labels(self, source: str | None = None, chunk_ids: Sequence[int] | None = None) -> list[Label]:
@@ -522,7 +406,7 @@ class Store:
         if unknown:
             raise ValueError(f"unknown iteration fields {sorted(unknown)}")
         if "metrics" in values:
-            values["metrics"] = _dumps(values["metrics"])
+            values["metrics"] = to_json(values["metrics"])
         sets = ", ".join(f"{k} = ?" for k in values)
         with self.write() as conn:
             conn.execute(
@@ -540,7 +424,7 @@ class Store:
             Iteration(
                 n=r["n"], train_size=r["train_size"], test_size=r["test_size"], accuracy=r["accuracy"],
                 accuracy_low=r["accuracy_low"], accuracy_high=r["accuracy_high"], macro_f1=r["macro_f1"],
-                gold_accuracy=r["gold_accuracy"], gold_size=r["gold_size"], metrics=_loads(r["metrics"]) or {},
+                gold_accuracy=r["gold_accuracy"], gold_size=r["gold_size"], metrics=from_json(r["metrics"]) or {},
                 seconds=r["seconds"], llm_calls=r["llm_calls"], model_path=r["model_path"],
                 status=r["status"], stop_reason=r["stop_reason"],
             )
@@ -555,7 +439,7 @@ class Store:
         with self.write() as conn:
             cur = conn.execute(
                 "INSERT INTO reviews(chunk_id, action, label, previous, reviewer) VALUES (?, ?, ?, ?, ?)",
-                (chunk_id, action, label, _dumps(previous), reviewer),
+                (chunk_id, action, label, to_json(previous), reviewer),
             )
             return cur.lastrowid
 
@@ -576,13 +460,13 @@ class Store:
             )
             cur = conn.execute(
                 "INSERT INTO reviews(chunk_id, action, label, previous, reviewer) VALUES (?, ?, ?, ?, ?)",
-                (chunk_id, action, label, _dumps(previous), reviewer),
+                (chunk_id, action, label, to_json(previous), reviewer),
             )
             return cur.lastrowid, previous
 
     def reviews(self) -> list[Review]:
         return [
-            Review(r["id"], r["chunk_id"], r["action"], r["label"], _loads(r["previous"]), r["reviewer"], r["created_at"])
+            Review(r["id"], r["chunk_id"], r["action"], r["label"], from_json(r["previous"]), r["reviewer"], r["created_at"])
             for r in self._rows("SELECT * FROM reviews ORDER BY id")
         ]
 
