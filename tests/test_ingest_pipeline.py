@@ -6,9 +6,7 @@ import json
 import tracemalloc
 from pathlib import Path
 
-import docx
 import pytest
-from fpdf import FPDF
 
 from labelloop.config import parse_config
 from labelloop.errors import IngestError
@@ -17,27 +15,13 @@ from labelloop.ingest.chunking import backend_of, load_tokenizer
 from labelloop.ingest.pipeline import file_sha256, ingest
 from labelloop.store import Store
 
+from .documents import make_docx, make_pdf
+
 ARTICLE = (
     "Shares in the carmaker rose 4% after it reported record quarterly profits.\n\n"
     "The company said demand for electric models had doubled. Analysts were surprised.\n\n"
     "Its chief executive said the firm would open two new factories next year."
 )
-
-
-def make_pdf(path: Path, pages: list[str]) -> None:
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    pdf.output(str(path))
-
-
-def make_docx(path: Path, paragraphs: list[str]) -> None:
-    d = docx.Document()
-    for p in paragraphs:
-        d.add_paragraph(p)
-    d.save(str(path))
 
 
 def make_config(tmp_path: Path, chunk_size: int = 256, **ingest_section):

@@ -8,9 +8,7 @@ import os
 import tracemalloc
 from pathlib import Path
 
-import docx
 import pytest
-from fpdf import FPDF
 
 from labelloop.ingest.readers import (
     BLOCK_CHARS,
@@ -21,6 +19,8 @@ from labelloop.ingest.readers import (
     iter_files,
     read_file,
 )
+
+from .documents import make_docx, make_pdf
 
 FRENCH = (
     "Le café était fermé ce matin-là. Élodie a acheté une crème brûlée à la pâtisserie, "
@@ -34,31 +34,7 @@ def read(path: Path, text_column: str = "text") -> tuple[list[Document], list[Pr
     return docs, problems
 
 
-def make_pdf(path: Path, pages: list[str]) -> Path:
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    pdf.output(str(path))
-    return path
-
-
-def make_docx(path: Path, paragraphs: list[str], table: list[list[str]] | None = None) -> Path:
-    d = docx.Document()
-    for p in paragraphs:
-        d.add_paragraph(p)
-    if table:
-        t = d.add_table(rows=len(table), cols=len(table[0]))
-        for r, row in enumerate(table):
-            for c, value in enumerate(row):
-                t.cell(r, c).text = value
-    d.save(str(path))
-    return path
-
-
 # ---------------------------------------------------------------- plain text and encodings
-
 
 def test_utf8_text_and_markdown(tmp_path):
     (tmp_path / "a.txt").write_text("Hello world.\n\nSecond paragraph.", encoding="utf-8")
