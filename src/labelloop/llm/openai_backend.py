@@ -14,7 +14,8 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,16 @@ class _Stats:
         if usage is not None:
             self.prompt_tokens += usage.prompt_tokens or 0
             self.completion_tokens += usage.completion_tokens or 0
+
+
+@contextmanager
+def _with_stats(stats: _Stats) -> Iterator[None]:
+    """An LLMError leaving the block carries the attempts and faults spent on the call."""
+    try:
+        yield
+    except LLMError as exc:
+        exc.attempts, exc.faults = stats.attempts, dict(stats.faults)  # type: ignore[attr-defined]
+        raise
 
 
 def resolve_api_key(settings: LLMSection) -> str:
@@ -299,11 +310,8 @@ class OpenAIBackend:
         stats = _Stats()
         body = self._body(messages, (), "text", temperature=temperature, logprobs=False)
         body["max_tokens"] = max_tokens
-        try:
+        with _with_stats(stats):
             return await self._generate(body, stats)
-        except LLMError as exc:
-            exc.attempts, exc.faults = stats.attempts, dict(stats.faults)  # type: ignore[attr-defined]
-            raise
 
     async def _generate(self, body: dict, stats: _Stats) -> Generation:
         try:
@@ -322,11 +330,8 @@ class OpenAIBackend:
     async def classify(self, task: LabelTask) -> Classification:
         """Label one chunk: structured output where it works, logprob confidence, parse-error retries."""
         stats = _Stats()
-        try:
+        with _with_stats(stats):
             return await self._classify_shapes(task, stats)
-        except LLMError as exc:
-            exc.attempts, exc.faults = stats.attempts, dict(stats.faults)  # type: ignore[attr-defined]
-            raise
 
     async def _classify_shapes(self, task: LabelTask, stats: _Stats) -> Classification:
         for _ in range(3):
