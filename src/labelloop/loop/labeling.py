@@ -74,8 +74,7 @@ def label(
     from labelloop.llm.fewshot import FewShotPicker
     from labelloop.llm.labeler import label_chunks
 
-    ids = {c.id for c in chunks}
-    pool = [ex for cid, ex in few_shot_examples(store) if cid not in ids]
+    pool = [ex for _cid, ex in few_shot_examples(store, exclude={c.id for c in chunks})]
     picker = (
         FewShotPicker(pool, embed=embed, per_class=config.review.few_shot_per_class)
         if pool and embed is not None and config.review.few_shot_per_class > 0

@@ -83,6 +83,7 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
         ),
     )
     _record_student_labels(store, config, n, data, student_input, student, test_probs)
+    rules = store.rules()
     seconds = time.perf_counter() - t0
     values = dict(
         accuracy=metrics.accuracy,
@@ -97,7 +98,7 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
             "fit_seconds": fit_s,
             "train_label_sources": {s: data.train_sources.count(s) for s in set(data.train_sources)},
             "review_mark": max((r.id for r in store.reviews()), default=0),
-            "rules_version": (store.rules().version if store.rules() else None),
+            "rules_version": rules.version if rules else None,
         },
         seconds=seconds,
         llm_calls=store.call_stats()["calls"],
