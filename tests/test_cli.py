@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 LABELLOOP = str(Path(sys.executable).parent / "labelloop")
-COMMANDS = ["init", "ingest", "status", "plan", "run", "rules", "predict", "serve", "review", "export-labels"]
+COMMANDS = ["init", "ingest", "status", "plan", "run", "rules", "predict", "serve", "review", "export-labels", "export"]
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -40,6 +40,18 @@ class LabelFormat(str, Enum):
 
 class Engine(str, Enum):
     local = "local"
+    ray = "ray"
+
+
+class Runtime(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
+class PredictFormat(str, Enum):
+    jsonl = "jsonl"
+    parquet = "parquet"
 
 
 def _version(value: bool) -> None:
@@ -182,15 +194,52 @@ def rules_edit(
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A classifiers/classifier_<N> folder.")],
     input: Annotated[Path, typer.Argument(help="A .jsonl with `text`, a folder, or ingestible files.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write predictions (.jsonl).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write predictions: a .jsonl file; "
+                                         "with --engine ray, a new folder of part files.")],
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
     text_column: Annotated[str, typer.Option(help="Column/key holding the text.")] = "text",
+    engine: Annotated[Engine, typer.Option(help="local: this process; ray: Ray Data over local CPUs or a cluster.")]
+    = Engine.local,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. ray://head:10001 or auto); "
+                                                   "without it --engine ray starts a local instance.")] = None,
+    workers: Annotated[int, typer.Option(help="--engine ray: student actors (one CPU each).")] = 2,
+    runtime: Annotated[Runtime, typer.Option(help="auto: onnxruntime when model.onnx is there, else torch.")]
+    = Runtime.auto,
+    format: Annotated[PredictFormat, typer.Option("--format", help="--engine ray: part-file format.")]
+    = PredictFormat.jsonl,
 ) -> None:
     """Predict with a trained student; never loads an LLM."""
+    if engine is Engine.ray:
+        from labelloop.scale.ray_predict import predict_ray
+
+        n = predict_ray(model_dir, input, output, address=address, workers=workers, batch_size=batch_size,
+                        text_column=text_column, runtime=runtime.value, fmt=format.value)
+        console.print(f"Wrote {n} predictions to {output}/ ({format.value} part files)")
+        return
+    if address is not None:
+        raise LabelloopError(f"--address {address!r} is for --engine ray; add --engine ray or drop --address")
     from labelloop.predict import predict_path
 
-    n = predict_path(model_dir, input, output, batch_size=batch_size, text_column=text_column)
+    n = predict_path(model_dir, input, output, batch_size=batch_size, text_column=text_column, runtime=runtime.value)
     console.print(f"Wrote {n} predictions to {output}")
+
+
+@app.command()
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="A classifiers/classifier_<N> folder (embedding-head student).")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="Write model.onnx: body, pooling, normalization and head.")]
+    = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Quantize the ONNX weights to int8 (smaller, faster, "
+                                       "slightly less accurate).")] = False,
+) -> None:
+    """Export a student for faster inference; predict then uses onnxruntime."""
+    if not onnx:
+        raise LabelloopError("nothing to export: pass --onnx (the only export format so far)")
+    from labelloop.onnx_export import export_onnx
+    from labelloop.predict import check_model_dir
+
+    path = export_onnx(check_model_dir(model_dir), int8=int8)
+    console.print(f"Wrote {path}{' (int8)' if int8 else ''}; `labelloop predict {model_dir} ...` now uses onnxruntime")
 
 
 @app.command()

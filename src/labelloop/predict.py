@@ -1,16 +1,24 @@
-"""`labelloop predict`: run a saved student over files, batched; never loads an LLM."""
+"""`labelloop predict`: run a saved student over files, batched; never loads an LLM.
+
+The single-process engine lives here; labelloop.scale.ray_predict runs the same steps
+(input_files -> chunk_file -> load_predictor + student_input_for) on Ray.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from labelloop.errors import LabelloopError
 from labelloop.loop.outputs import atomic_file
+from labelloop.loop.student_input import DEFAULT_MAX_SEQ_LENGTH
+
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 def run_info(model_dir: Path) -> dict:
@@ -18,19 +26,96 @@ def run_info(model_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def check_model_dir(model_dir: Path) -> Path:
+    """The classifier folder, or an error naming what to pass instead."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "labelloop.json").exists():
+        raise LabelloopError(
+            f"{str(model_dir)!r} is not a labelloop classifier folder (no labelloop.json); "
+            "pass one of <output_dir>/classifiers/classifier_<N>"
+        )
+    return model_dir
+
+
+def tokenizer_folder(model_dir: Path) -> str | None:
+    """Where the student's tokenizer lives: body/ (embedding-head, setfit) or the folder itself."""
+    if (Path(model_dir) / "body").is_dir():
+        return str(Path(model_dir) / "body")
+    if (Path(model_dir) / "tokenizer.json").exists():
+        return str(model_dir)
+    return None
+
+
+def text_tokenizer(folder: str | None) -> Any:
+    """The Rust tokenizer from folder/tokenizer.json (no torch import); else the HF loader's."""
+    if folder and (Path(folder) / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+    from labelloop.ingest.chunking import load_tokenizer
+
+    return load_tokenizer(folder)
+
+
 def student_input_for(model_dir: Path) -> Callable[[list[str]], list[str]]:
     """The truncation the model was trained with (head-tail unless its folder says otherwise)."""
-    from labelloop.loop.student_input import make_student_input
+    from labelloop.ingest.truncation import truncate
 
     cfg_path = Path(model_dir) / "labelloop.json"
     cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
-    info = run_info(model_dir)
-    encoder = None
-    if (Path(model_dir) / "body").is_dir():
-        encoder = str(Path(model_dir) / "body")
-    elif (Path(model_dir) / "tokenizer.json").exists():
-        encoder = str(model_dir)
-    return make_student_input(encoder, cfg.get("max_seq_length"), info.get("truncation_type", "head-tail"))
+    kind = run_info(model_dir).get("truncation_type", "head-tail")
+    tokenizer = text_tokenizer(tokenizer_folder(model_dir))
+    budget = (cfg.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH) - 2  # [CLS] and [SEP]
+
+    def prepare(texts: list[str]) -> list[str]:
+        return [truncate(t, tokenizer, budget, kind).text for t in texts]
+
+    return prepare
+
+
+def pick_runtime(model_dir: Path, runtime: str = "auto") -> str:
+    """torch or onnx for this folder: auto means onnx when model.onnx is there and onnxruntime is installed."""
+    from labelloop.classify.onnx_runtime import has_onnx
+
+    model_dir = check_model_dir(model_dir)
+    if runtime not in RUNTIMES:
+        raise LabelloopError(f"unknown runtime {runtime!r}; expected one of {list(RUNTIMES)} (--runtime)")
+    if runtime == "onnx" and not has_onnx(model_dir):
+        raise LabelloopError(
+            f"{str(model_dir)!r} has no model.onnx; write one with `labelloop export {model_dir} --onnx`, "
+            "or predict with --runtime torch"
+        )
+    if runtime == "auto":
+        return "onnx" if has_onnx(model_dir) and _onnxruntime_installed() else "torch"
+    return runtime
+
+
+def load_predictor(model_dir: Path, runtime: str = "auto"):
+    """The student predict runs: onnxruntime when model.onnx is there (runtime auto), else the saved student."""
+    if pick_runtime(model_dir, runtime) == "onnx":
+        from labelloop.classify.onnx_runtime import OnnxStudent
+
+        return OnnxStudent.load(model_dir)
+    from labelloop.classify import load_student
+
+    return load_student(model_dir)
+
+
+def _onnxruntime_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def prediction_fields(p: np.ndarray, classes: list[str]) -> dict:
+    """label, confidence, probs and source of one probability row."""
+    i = int(np.argmax(p))
+    return {
+        "label": classes[i],
+        "confidence": float(p[i]),
+        "probs": {c: float(v) for c, v in zip(classes, p)},
+        "source": "student",
+    }
 
 
 def iter_predictions(
@@ -44,57 +129,65 @@ def iter_predictions(
             batch = list(texts[start:start + batch_size])
             probs = student.predict_proba(student_input(batch))
             for text, p in zip(batch, probs):
-                i = int(np.argmax(p))
-                yield {
-                    "text": text,
-                    "label": classes[i],
-                    "confidence": float(p[i]),
-                    "probs": {c: float(v) for c, v in zip(classes, p)},
-                    "source": "student",
-                }
+                yield {"text": text, **prediction_fields(p, classes)}
             bar.update(task, advance=len(batch))
+
+
+def input_files(path: Path, on_problem: Callable) -> list[tuple[Path, str]]:
+    """(file, source name) pairs to read: the file itself, or every supported file under a folder."""
+    from labelloop.ingest.readers import iter_files
+
+    path = Path(path)
+    if not path.exists():
+        raise LabelloopError(f"input {str(path)!r} does not exist; pass a .jsonl file, a document, or a folder")
+    if path.is_file():
+        return [(path, path.name)]
+    return list(iter_files(path, on_problem))
+
+
+def chunk_file(path: Path, source: str, chunker, text_column: str, on_problem: Callable) -> list[dict]:
+    """Chunk rows of one file: input (its source, row or page), position (running per input), text."""
+    from labelloop.ingest.readers import read_file
+
+    rows: list[dict] = []
+    positions: dict[str, int] = {}
+    for doc in read_file(Path(path), source, text_column=text_column, on_problem=on_problem):
+        for chunk, _n in chunker.chunk(doc.text):
+            i = positions.get(doc.source, 0)
+            positions[doc.source] = i + 1
+            rows.append({"input": doc.source, "position": i, "text": chunk})
+    return rows
+
+
+def make_chunker(chunk_size: int = 256, encoder: str | None = None):
+    """A Chunker on the student's tokenizer (encoder: its folder; None: the packaged MiniLM)."""
+    from labelloop.ingest.chunking import Chunker
+    from labelloop.models import default_encoder_path
+
+    return Chunker(text_tokenizer(encoder or default_encoder_path()), chunk_size)
+
+
+def print_problem(problem) -> None:
+    print(f"warning: {problem.path}: {problem.message}")
 
 
 def read_inputs(path: Path, text_column: str = "text", chunk_size: int = 256, encoder: str | None = None) -> list[dict]:
     """Texts to predict: a .jsonl with `text` (one row each), or files/folders chunked as in ingest."""
-    path = Path(path)
-    if not path.exists():
-        raise LabelloopError(f"input {str(path)!r} does not exist; pass a .jsonl file, a document, or a folder")
-    from labelloop.ingest.chunking import Chunker, load_tokenizer
-    from labelloop.ingest.readers import iter_documents
-
-    problems = []
-    chunker = Chunker(load_tokenizer(encoder), chunk_size)
-    rows = []
-    if path.is_file():
-        root, only = path.parent, path
-    else:
-        root, only = path, None
-    for doc in iter_documents(root, text_column=text_column, on_problem=problems.append):
-        if only is not None and not doc.source.split("#")[0] == only.name:
-            continue
-        for i, (chunk, _n) in enumerate(chunker.chunk(doc.text)):
-            rows.append({"input": doc.source, "position": i, "text": chunk})
-    for p in problems:
-        if only is None or p.path.endswith(only.name):
-            print(f"warning: {p.path}: {p.message}")
+    chunker = make_chunker(chunk_size, encoder)
+    rows: list[dict] = []
+    for file, source in input_files(path, print_problem):
+        rows.extend(chunk_file(file, source, chunker, text_column, print_problem))
     return rows
 
 
 def predict_path(
-    model_dir: Path, input_path: Path, output: Path, *, batch_size: int = 64, text_column: str = "text", progress: bool = True
+    model_dir: Path, input_path: Path, output: Path, *, batch_size: int = 64, text_column: str = "text",
+    progress: bool = True, runtime: str = "auto",
 ) -> int:
-    from labelloop.classify import load_student
-
-    model_dir = Path(model_dir)
-    if not (model_dir / "labelloop.json").exists():
-        raise LabelloopError(
-            f"{str(model_dir)!r} is not a labelloop classifier folder (no labelloop.json); "
-            "pass one of <output_dir>/classifiers/classifier_<N>"
-        )
-    student = load_student(model_dir)
-    info = run_info(model_dir)
-    rows = read_inputs(input_path, text_column, info.get("chunk_size", 256))
+    """Predict every chunk of input_path into one .jsonl; the number of rows written."""
+    model_dir = check_model_dir(model_dir)
+    student = load_predictor(model_dir, runtime)
+    rows = read_inputs(input_path, text_column, run_info(model_dir).get("chunk_size", 256), tokenizer_folder(model_dir))
     prepare = student_input_for(model_dir)
     n = 0
     with atomic_file(Path(output)) as fh:

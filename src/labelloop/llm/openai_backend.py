@@ -3,6 +3,8 @@
 The official client does the HTTP; retries are ours (client max_retries=0) so every
 fault is counted: exponential backoff with jitter on 429/5xx/connection errors/
 timeouts/malformed bodies, honouring Retry-After, within settings.max_retries.
+Requests in flight are capped at concurrency_limit (the server's capacity); the cap
+adapts (AIMD, labelloop.scale.adaptive) when the server answers 429 or 503.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types import Completion
+from openai.types.chat import ChatCompletion
 
 from labelloop.config import LLMSection
 from labelloop.errors import LLMError
@@ -33,10 +37,12 @@ from labelloop.llm.prompts import (
     correction_message,
     render_completion,
 )
+from labelloop.scale.adaptive import AdaptiveLimit
 
 PARSE_RETRIES = 2
 MAX_RETRY_AFTER_S = 120.0
 _RETRY_STATUS = {408, 409, 425, 429}
+_OVERLOAD_STATUS = {429, 503}  # the server is full: fewer requests in flight
 _CONTEXT_WORDS = ("context", "too long", "maximum", "max_tokens", "token limit")
 
 
@@ -126,6 +132,7 @@ class OpenAIBackend:
         prompts: PromptSet | None = None,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        adaptive: bool = True,
     ):
         if not settings.base_url:
             raise LLMError("mode 'api' needs base_url; set it to your server, e.g. http://127.0.0.1:8000/v1")
@@ -149,7 +156,7 @@ class OpenAIBackend:
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: AsyncOpenAI | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self.limiter = AdaptiveLimit(max(1, concurrency_limit), adaptive=adaptive)
         self.identity = f"api {self.base_url} model={self.model}" + (" completion" if completion_mode else "")
 
     @property
@@ -161,16 +168,15 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------ plumbing
 
-    def _state(self) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
+    def _state(self) -> tuple[AsyncOpenAI, AdaptiveLimit]:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._client is None or self._sem is None:
+        if self._loop is not loop or self._client is None:
             self._loop = loop
             # Plain http needs no TLS context (building one costs ~40 ms per event loop).
             http = openai.DefaultAsyncHttpxClient(verify=False) if self.base_url.startswith("http://") else None
             self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, http_client=http,
                                        timeout=self.settings.timeout_s, max_retries=0)
-            self._sem = asyncio.Semaphore(self.concurrency_limit)
-        return self._client, self._sem
+        return self._client, self.limiter
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -185,15 +191,22 @@ class OpenAIBackend:
 
     async def _send(self, body: dict, stats: _Stats) -> Any:
         """One request with our retry loop; returns the parsed response or raises."""
-        client, sem = self._state()
-        create = client.completions.create if self.completion_mode else client.chat.completions.create
+        client, limiter = self._state()
+        # client.post, not chat.completions.create: the body is already plain JSON, and create()'s
+        # typed-dict transform of it took ~3.5 of the ~7.5 ms of client CPU per labeled chunk.
+        path, cast_to = ("/completions", Completion) if self.completion_mode else ("/chat/completions", ChatCompletion)
         retries = self.settings.max_retries
         for attempt in range(retries + 1):
             stats.attempts += 1
             wait: float | None = None
             try:
-                async with sem:
-                    resp = await create(**body)
+                async with limiter.slot() as slot:
+                    try:
+                        resp = await client.post(path, body=body, cast_to=cast_to)
+                    except openai.APIStatusError as exc:
+                        if exc.status_code in _OVERLOAD_STATUS:
+                            slot.overloaded()
+                        raise
                 if not getattr(resp, "choices", None):
                     raise _Malformed("the response has no choices")
                 self._text(resp)

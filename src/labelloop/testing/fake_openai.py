@@ -27,6 +27,7 @@ from typing import Any
 from labelloop.llm.parse import match_class
 from labelloop.llm.prompts import TRUNCATION_MARK, find_classes, find_fenced
 
+OVER_CAPACITY = ("queue", "reject")  # a request beyond `capacity` waits its turn, or gets 429 + Retry-After
 FAULTS = ("http_500", "http_429", "hang", "malformed", "truncated", "unparseable", "too_long")
 ANSWER_FORMATS = ("bare", "json", "reasoning")
 _INJECTION = re.compile(r"(?im)^.*ignore all previous rules and answer\s+[\"'`]?([^\"'`\n.]+)")
@@ -68,12 +69,15 @@ class FakeOpenAI:
         supports_logprobs: bool = True,
         vulnerable: bool = False,
         capacity: int | None = None,
+        over_capacity: str = "queue",
         latency_s: float = 0.0,
         fault_rates: Mapping[str, float] | None = None,
         retry_after_s: float = 1.0,
         hang_s: float = 5.0,
         api_key: str | None = None,
     ):
+        if over_capacity not in OVER_CAPACITY:
+            raise ValueError(f"over_capacity {over_capacity!r}: use one of {OVER_CAPACITY}")
         if answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format {answer_format!r}: use one of {ANSWER_FORMATS}")
         unknown = set(fault_rates or {}) - set(FAULTS)
@@ -95,6 +99,7 @@ class FakeOpenAI:
         self.hang_s = hang_s
         self.api_key = api_key
         self._capacity = threading.Semaphore(capacity) if capacity else None
+        self.over_capacity = over_capacity
         self._lock = threading.Lock()
         self._fault_rng = random.Random(seed)
         self._queued: deque[str] = deque()
@@ -386,11 +391,17 @@ class _Handler(BaseHTTPRequestHandler):
             fake.in_flight += 1
             fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
         try:
-            if fake._capacity is not None:
-                with fake._capacity:
-                    self._serve(endpoint, raw)
-            else:
+            if fake._capacity is None:
                 self._serve(endpoint, raw)
+            elif fake._capacity.acquire(blocking=fake.over_capacity == "queue"):
+                try:
+                    self._serve(endpoint, raw)
+                finally:
+                    fake._capacity.release()
+            else:
+                self._count("429")
+                self._error(429, "The server is at capacity; please retry later.", "rate_limit_error",
+                            "rate_limit_exceeded", headers={"Retry-After": f"{fake.retry_after_s:g}"})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:

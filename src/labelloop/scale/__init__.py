@@ -1,0 +1,1 @@
+"""Running labelloop beyond one process: predict on Ray (ray_predict)."""

@@ -1,0 +1,268 @@
+"""`labelloop predict --engine ray`: the single engine's steps as a Ray Data pipeline.
+
+files (listed on the driver) -> flat_map(read + chunk) -> map_batches(student, one per actor)
+-> write_json / write_parquet. Rows and predictions are the single engine's: the same
+input_files / chunk_file / load_predictor / student_input_for / prediction_fields.
+On a cluster (--address), MODEL_DIR, INPUT and OUTPUT must be at the same path on every
+node (a shared file system) and labelloop installed there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import uuid
+import warnings
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from labelloop.errors import LabelloopError
+from labelloop.predict import (
+    chunk_file,
+    check_model_dir,
+    input_files,
+    load_predictor,
+    make_chunker,
+    pick_runtime,
+    print_problem,
+    run_info,
+    student_input_for,
+    tokenizer_folder,
+)
+
+INSTALL_HINT = "pip install 'labelloop[ray]'"
+FORMATS = ("jsonl", "parquet")
+_OUR_ERROR = re.compile(r"labelloop\.errors\.\w+: (.+)")
+_QUIET_LOGGERS = ("ray", "ray.data", "ray._private", "ray.train", "ray.tune")
+
+
+def import_ray():
+    """The ray module, or an error saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray Data ships as an extra of the ray wheel
+    except ImportError as exc:
+        raise LabelloopError(
+            f"--engine ray needs Ray Data, which is not installed ({exc}); install it with {INSTALL_HINT}, "
+            "or leave --engine at its default (local)"
+        ) from None
+    return ray
+
+
+@contextmanager
+def output_to_file(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (fds 1 and 2, where Ray's C++ parts write) to a file for a while."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with open(path, "ab") as fh:
+        for fd in saved:
+            os.dup2(fh.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+@contextmanager
+def ray_session(address: str | None, workers: int) -> Iterator[Any]:
+    """Ray connected to `address`, or a local instance of `workers` CPUs started for the run and shut down after."""
+    ray = import_ray()
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    if ray.is_initialized():  # a caller (a test, a notebook) already holds a session: use it
+        yield ray
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=workers, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise LabelloopError(
+            f"cannot start or reach {where} ({type(exc).__name__}: {exc}); check --address "
+            "(e.g. ray://head:10001 or head:6379, or 'auto' on a cluster node), or leave it out to run locally"
+        ) from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class _RunLog:
+    """A tiny actor: rows written and input problems, reported by the workers."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.problems: list[tuple[str, str]] = []
+
+    def add_rows(self, n: int) -> None:
+        self.rows += n
+
+    def add_problems(self, problems: list[tuple[str, str]]) -> None:
+        self.problems.extend(problems)
+
+    def summary(self) -> tuple[int, list[tuple[str, str]]]:
+        return self.rows, self.problems
+
+
+@lru_cache(maxsize=4)
+def _chunker(chunk_size: int, encoder: str | None):
+    return make_chunker(chunk_size, encoder)
+
+
+def _chunk_rows(item: dict, *, chunk_size: int, encoder: str | None, text_column: str, log) -> list[dict]:
+    """flat_map step: one file's chunk rows; problems go to the run log."""
+    problems: list = []
+    rows = chunk_file(Path(item["path"]), item["source"], _chunker(chunk_size, encoder), text_column, problems.append)
+    if problems:
+        import ray
+
+        ray.get(log.add_problems.remote([(p.path, p.message) for p in problems]))
+    return rows
+
+
+class _Predictor:
+    """map_batches step: the student, loaded once per actor."""
+
+    def __init__(self, model_dir: str, runtime: str, log):
+        self.student = load_predictor(Path(model_dir), runtime)
+        self.prepare = student_input_for(Path(model_dir))
+        self.classes = list(self.student.classes_)
+        self.log = log
+
+    def __call__(self, batch):
+        import numpy as np
+        import pyarrow as pa
+
+        texts = batch.column("text").to_pylist()
+        probs = np.asarray(self.student.predict_proba(self.prepare(texts)), dtype=np.float64)
+        best = probs.argmax(axis=1)
+        out = pa.table({
+            "input": batch.column("input"),
+            "position": batch.column("position"),
+            "text": batch.column("text"),
+            "label": pa.array([self.classes[i] for i in best], pa.string()),
+            "confidence": pa.array(probs[np.arange(len(best)), best], pa.float64()),
+            "probs": pa.StructArray.from_arrays([pa.array(probs[:, j], pa.float64()) for j in range(len(self.classes))],
+                                                names=self.classes),
+            "source": pa.array(["student"] * len(texts), pa.string()),
+        })
+        import ray
+
+        ray.get(self.log.add_rows.remote(len(texts)))  # counted before the batch is handed on
+        return out
+
+
+def predict_ray(
+    model_dir: Path, input_path: Path, output: Path, *, address: str | None = None, workers: int = 2,
+    batch_size: int = 64, text_column: str = "text", runtime: str = "auto", fmt: str = "jsonl",
+    preserve_order: bool = True,
+) -> int:
+    """Predict every chunk of input_path into the folder `output` (part files); the number of rows written."""
+    model_dir = check_model_dir(model_dir).resolve()
+    output = Path(output).resolve()
+    if fmt not in FORMATS:
+        raise LabelloopError(f"unknown output format {fmt!r}; expected one of {list(FORMATS)} (--format)")
+    if workers < 1:
+        raise LabelloopError(f"--workers must be at least 1, got {workers}")
+    if output.exists() and (output.is_file() or any(output.iterdir())):
+        raise LabelloopError(
+            f"--engine ray writes a folder of part files, and {str(output)!r} already exists and is not an empty "
+            "folder; pass a new folder path or remove it"
+        )
+    runtime = pick_runtime(model_dir, runtime)  # checked here, before any worker starts
+    files = input_files(Path(input_path).resolve(), print_problem)
+    chunk_size = run_info(model_dir).get("chunk_size", 256)
+    ray_log = Path(tempfile.gettempdir()) / f"labelloop-ray-{os.getpid()}.log"
+    try:
+        with output_to_file(ray_log), ray_session(address, workers) as ray:
+            n, problems = _run(ray, files, model_dir, output, chunk_size=chunk_size, workers=workers,
+                               batch_size=batch_size, text_column=text_column, runtime=runtime, fmt=fmt,
+                               preserve_order=preserve_order, ray_log=ray_log)
+    except LabelloopError as exc:
+        if str(ray_log) not in str(exc):
+            ray_log.unlink(missing_ok=True)  # kept only when the message points to it
+        raise
+    ray_log.unlink(missing_ok=True)
+    for path, message in problems:
+        print(f"warning: {path}: {message}")
+    return n
+
+
+def _run(ray, files, model_dir: Path, output: Path, *, chunk_size: int, workers: int, batch_size: int,
+         text_column: str, runtime: str, fmt: str, preserve_order: bool, ray_log: Path) -> tuple[int, list]:
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.enable_auto_log_stats = False
+    ctx.execution_options.preserve_order = preserve_order
+    ctx.execution_options.verbose_progress = False
+    log = ray.remote(num_cpus=0)(_RunLog).remote()
+    staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        if files:
+            items = [{"path": str(p.resolve()), "source": s} for p, s in files]
+            ds = ray.data.from_items(items, override_num_blocks=min(len(items), 16 * workers))
+            ds = ds.flat_map(_chunk_rows, fn_kwargs={"chunk_size": chunk_size, "encoder": tokenizer_folder(model_dir),
+                                                     "text_column": text_column, "log": log},
+                             num_cpus=0, concurrency=workers)
+            ds = ds.map_batches(_Predictor, fn_constructor_kwargs={"model_dir": str(model_dir), "runtime": runtime,
+                                                                  "log": log},
+                                batch_size=batch_size, batch_format="pyarrow", concurrency=workers, num_cpus=1)
+            write = ds.write_parquet if fmt == "parquet" else ds.write_json
+            _execute(write, str(staging), ray_log)
+        staging.mkdir(parents=True, exist_ok=True)
+        if output.exists():
+            output.rmdir()  # checked empty before the run
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    n, problems = ray.get(log.summary.remote())
+    return n, problems
+
+
+def _execute(write, path: str, ray_log: Path) -> None:
+    """Run the pipeline; a worker's error comes back as the project's error, without Ray's traceback."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.")
+            write(path)
+    except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors in its own types
+        ours = _labelloop_message(exc)
+        if ours is not None:
+            raise LabelloopError(ours) from None
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        raise LabelloopError(
+            f"the Ray pipeline failed ({type(exc).__name__}: {lines[-1] if lines else ''}); Ray's messages are in "
+            f"{ray_log}; run again with --debug for the full traceback, or with the default --engine local"
+        ) from exc
+
+
+def _labelloop_message(exc: BaseException) -> str | None:
+    """The message of a labelloop error raised in a worker, found in the chain Ray wraps it in (or its text)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    found = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, LabelloopError) and "Traceback" not in str(current):
+            return str(current)
+        matches = _OUR_ERROR.findall(str(current))
+        found = matches[-1] if matches else found
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    return found
