@@ -3,7 +3,7 @@
 Augmentoolkit's classifier config (`pipeline`, `api`, `classification`, `path`,
 `system`, `training`, `meta_datagen`) loads as is. labelloop's own optional
 sections (`small_model`, `large_model`, `student`, `balancing`, `sampling`,
-`review`, `ingest`) refine it. `resolve_llm` is the one place that maps
+`stopping`, `review`, `ingest`) refine it. `resolve_llm` is the one place that maps
 Augmentoolkit's `api.*` keys onto labelloop's LLM sections.
 """
 
@@ -145,13 +145,37 @@ class BalancingSection(Strict):
 
 
 class SamplingSection(Strict):
-    strategy: Literal["sequential", "random"] = "random"
+    strategy: Literal["sequential", "random", "uncertainty", "diverse-uncertainty", "balanced"] = Field(
+        "random", description="Which unlabeled chunks the LLM labels next (see the starter config)."
+    )
     seed: int = 0
+    pool_limit: int = Field(
+        5000, gt=0, description="Student-guided strategies score a seeded sample of this many unlabeled chunks."
+    )
+
+
+class StoppingSection(Strict):
+    """Stopping rules besides system.required_accuracy and training.max_iters."""
+
+    lower_bound: bool = Field(
+        False, description="Check required_accuracy against the accuracy's 95% lower bound, not the estimate."
+    )
+    kappa: float | None = Field(
+        0.99, ge=0.0, le=1.0, description="Stop when successive students agree this well (Cohen's kappa); null: off."
+    )
+    kappa_window: int = Field(2, gt=0, description="Successive pairs of rounds that must all agree.")
+    stop_set_size: int = Field(1000, gt=0, description="Chunks the kappa rule compares predictions on.")
+    min_gain: float | None = Field(
+        None, ge=0.0, le=1.0, description="Stop when one more round projects less accuracy gain; null: off."
+    )
 
 
 class ReviewSection(Strict):
     gold_min: int = Field(30, gt=0, description="Human test labels needed to report gold accuracy.")
     few_shot_per_class: int = Field(2, ge=0, description="Reviewed examples per class in prompts.")
+    relabel_suspects: bool = Field(
+        False, description="Ask the large model to re-label the training labels flagged as likely errors."
+    )
 
 
 class IngestSection(Strict):
@@ -171,6 +195,7 @@ class Config(Strict):
     student: StudentSection = Field(default_factory=StudentSection)
     balancing: BalancingSection = Field(default_factory=BalancingSection)
     sampling: SamplingSection = Field(default_factory=SamplingSection)
+    stopping: StoppingSection = Field(default_factory=StoppingSection)
     review: ReviewSection = Field(default_factory=ReviewSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
 

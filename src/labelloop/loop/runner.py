@@ -18,7 +18,7 @@ from labelloop.errors import IngestError, LabelloopError
 from labelloop.loop import outputs
 from labelloop.loop.labeling import ensure_rules, label, missing_labels
 from labelloop.loop.sampling import make_sampler, pick
-from labelloop.loop.stopping import MaxIters, RequiredAccuracy, first_stop
+from labelloop.loop.stopping import first_stop, make_stops
 from labelloop.loop.summary import iteration_table
 from labelloop.store import Iteration, Store
 
@@ -74,13 +74,15 @@ def _run(config: Config, store: Store, console: Console, progress: bool) -> RunR
 
     sampler = make_sampler(config.sampling.strategy, config.sampling.seed)
     student_input = _student_input(config)
-    stops = [RequiredAccuracy(config.system.required_accuracy), MaxIters(config.training.max_iters)]
+    stops = make_stops(config)
+    from labelloop.loop.round_checks import record_round_checks
     from labelloop.loop.training import train_round
 
     console.rule("[bold]4. Bootstrap loop")
+    console.print(f"Sampling: {sampler}; stopping: {'; '.join(str(s) for s in stops)}")
     n, reason = 1, ""
     while True:
-        _ensure_train_batch(config, store, sampler, n)
+        _ensure_train_batch(config, store, sampler, n, student_input)
         train = [c for c in store.chunks("train") if (c.split_iteration or 0) <= n]
         label(config, store, missing_labels(store, train, "llm-small", rules), "small", rules, iteration=n, embed=embed,
               progress=progress)
@@ -89,9 +91,11 @@ def _run(config: Config, store: Store, console: Console, progress: bool) -> RunR
             t0 = time.perf_counter()
             train_round(config, store, n, student_input)
             console.print(f"iteration {n} trained in {time.perf_counter() - t0:.1f}s")
+        record_round_checks(config, store, n, student_input)
         history = [it for it in store.iterations() if it.status == "done" and it.n <= n]
         console.print(iteration_table(history))
         reason = first_stop(stops, history) or ""
+        _handle_label_errors(config, store, n, rules, embed, console, progress, another_round=not reason)
         if reason:
             break
         if not store.chunks(None) and not _assigned(store, n + 1):
@@ -144,14 +148,45 @@ def _assigned(store: Store, n: int) -> list:
     return [c for c in store.chunks("train") if c.split_iteration == n]
 
 
-def _ensure_train_batch(config: Config, store: Store, sampler, n: int) -> None:
+def _ensure_train_batch(config: Config, store: Store, sampler, n: int, student_input) -> None:
     """Assign round n's new training chunks once; a resumed run finds them already assigned."""
     if _assigned(store, n):
         return
+    from labelloop.loop.pool_state import candidates, sampler_state
+
     size = config.training.train_set_size if n == 1 else config.training.train_set_increment
     pool = [c.id for c in store.chunks(None)]
-    if pool:
-        store.assign_split(pick(sampler, pool, size, round_=n), "train", iteration=n)
+    if not pool:
+        return
+    state: dict = {}
+    if sampler.needs_probs or sampler.needs_embeddings:
+        pool = candidates(pool, config.sampling.pool_limit, config.sampling.seed, n)
+        state = sampler_state(config, store, sampler, store.chunks(ids=pool), n, student_input)
+    store.assign_split(pick(sampler, pool, size, round_=n, **state), "train", iteration=n)
+
+
+def _handle_label_errors(config, store, n, rules, embed, console, progress, *, another_round: bool) -> None:
+    """Report round n's flagged labels; re-label them with the large model when asked and a round follows."""
+    from labelloop.loop.label_errors import METRICS_KEY, relabel
+    from labelloop.loop.round_checks import save_relabeled
+
+    it = next(it for it in store.iterations() if it.n == n)
+    flags = (it.metrics or {}).get(METRICS_KEY) or {}
+    flagged = flags.get("flagged") or []
+    if flags.get("note"):
+        console.print(f"Label errors: not checked ({flags['note']}).")
+    if not flagged:
+        return
+    if config.review.relabel_suspects and another_round:
+        done = relabel(config, store, n, flagged, rules, embed=embed, progress=progress)
+        if flags.get("relabeled") != done:
+            save_relabeled(store, n, done)
+        console.print(f"Label errors: {len(flagged)} of {flags.get('checked')} training labels look wrong "
+                      f"(cleanlab); {len(done)} re-labeled by the large model for iteration {n + 1}.")
+    else:
+        console.print(f"Label errors: {len(flagged)} of {flags.get('checked')} training labels look wrong "
+                      f"(cleanlab): review them in the 'Likely label errors' queue (`labelloop review "
+                      f"{config.output_dir}`).")
 
 
 def _refresh_after_reviews(config, store, n, student_input, console, rules) -> int:

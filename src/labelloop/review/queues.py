@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 import threading
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,15 +144,12 @@ def label_issues(snap: Snapshot) -> tuple[list[int], str | None]:
 
 
 def _find(ids: list[int], given: np.ndarray, probs: np.ndarray) -> tuple[list[int], str | None]:
-    from cleanlab.filter import find_label_issues
+    from labelloop.loop.label_errors import rank_label_issues
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ranked = find_label_issues(labels=given, pred_probs=probs, return_indices_ranked_by="self_confidence",
-                                        n_jobs=1)
-    except Exception as exc:  # cleanlab rejects degenerate inputs (e.g. a class never given)
-        return [], f"cleanlab could not rank these labels: {exc}"
+        ranked = rank_label_issues(given, probs)
+    except ValueError as exc:  # cleanlab rejects degenerate inputs (e.g. a class never given)
+        return [], str(exc)
     return [ids[i] for i in ranked], None
 
 

@@ -1,0 +1,100 @@
+"""What samplers and stopping rules see of the pool: embeddings, the student's probabilities.
+
+This is the I/O side of sampling: the samplers themselves (labelloop.loop.sampling) are pure.
+Embeddings come from the encoder with the store as cache, the same vectors the student trained on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from labelloop.config import Config
+from labelloop.store import Chunk, Store
+
+
+def candidates(pool_ids: Sequence[int], limit: int, seed: int, round_: int) -> list[int]:
+    """The pool, or a seeded sample of `limit` of it when larger (sampling.pool_limit)."""
+    ids = sorted(pool_ids)
+    if len(ids) <= limit:
+        return ids
+    return sorted(random.Random(f"pool-{seed}-{round_}").sample(ids, limit))
+
+
+def encode(config: Config, store: Store, chunks: Sequence[Chunk], student_input) -> np.ndarray:
+    """The student encoder's embeddings of these chunks as the student sees them (cached in the store)."""
+    from labelloop.classify.encoder import Encoder
+
+    enc = Encoder(config.student.encoder, cache=store, max_seq_length=config.student.max_seq_length)
+    return enc.encode(student_input([c.text for c in chunks]))
+
+
+def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: Sequence[Chunk], student_input,
+                  embeddings: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities of a saved student, columns in config.classes order.
+
+    An embedding-head student is applied to the cached encoder embeddings (its body is the
+    encoder, unchanged); other students are loaded and run on the texts.
+    """
+    from labelloop.classify.folder import load_head, read_meta
+
+    meta = read_meta(model_dir)
+    saved = list(meta["classes"])
+    if meta.get("student_type") == "embedding-head":
+        from labelloop.classify.head import head_proba
+
+        coef, intercept = load_head(Path(model_dir), len(saved))
+        X = embeddings if embeddings is not None else encode(config, store, chunks, student_input)
+        probs = head_proba(X, coef, intercept)
+    else:
+        from labelloop.classify import load_student
+
+        student = load_student(model_dir)
+        saved = list(student.classes_)
+        probs = np.asarray(student.predict_proba(student_input([c.text for c in chunks])))
+    out = np.zeros((len(chunks), len(config.classes)))
+    for j, cls in enumerate(saved):
+        if cls in config.classes:
+            out[:, config.classes.index(cls)] = probs[:, j]
+    return out
+
+
+def label_counts(store: Store) -> dict[str, int]:
+    """Final labels per class over the training chunks (what `balanced` evens out)."""
+    train = [c.id for c in store.chunks("train")]
+    return dict(Counter(lab.label for lab in store.final_labels(train).values())) if train else {}
+
+
+def sampler_state(config: Config, store: Store, sampler, pool: Sequence[Chunk], round_: int,
+                  student_input) -> dict:
+    """The keyword arguments a sampler asked for, for round `round_` (its student: round_ - 1)."""
+    state: dict = {}
+    if not (sampler.needs_probs or sampler.needs_embeddings):
+        return state
+    state["classes"] = config.classes
+    X = encode(config, store, pool, student_input)
+    state["embeddings"] = X  # every student-guided strategy spreads its first batch over embedding clusters
+    prev = _model_dir(store, round_ - 1)
+    if sampler.needs_probs and prev:
+        state["probs"] = student_probs(config, store, prev, pool, student_input, embeddings=X)
+        state["label_counts"] = label_counts(store)
+    return state
+
+
+def stop_set(store: Store, seed: int, size: int) -> list[Chunk]:
+    """A fixed, seeded sample of the non-test chunks, on which successive students are compared."""
+    ids = sorted(c.id for c in store.chunks() if c.split != "test")
+    if len(ids) > size:
+        ids = sorted(random.Random(f"stopset-{seed}").sample(ids, size))
+    return store.chunks(ids=ids)
+
+
+def _model_dir(store: Store, n: int) -> str | None:
+    for it in store.iterations():
+        if it.n == n and it.status == "done" and it.model_path and Path(it.model_path).is_dir():
+            return it.model_path
+    return None

@@ -1,0 +1,56 @@
+"""What the loop records about a finished round besides its scores: stop-set predictions, label-error flags.
+
+Both are stored once in the iteration's metrics JSON, so a resumed run reads them instead of
+computing them again, and the stopping rules and the report see the same values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelloop.config import Config
+from labelloop.loop.label_errors import METRICS_KEY, Flags, flag_round
+from labelloop.loop.stopping import STOP_SET_KEY
+from labelloop.store import Iteration, Store
+
+
+def record_round_checks(config: Config, store: Store, n: int, student_input) -> Iteration:
+    """Add stop-set predictions (when the kappa rule is on) and label-error flags to round n's metrics."""
+    it = _iteration(store, n)
+    metrics = dict(it.metrics or {})
+    changed = False
+    if config.stopping.kappa is not None and STOP_SET_KEY not in metrics and it.model_path:
+        metrics[STOP_SET_KEY] = stop_set_predictions(config, store, it.model_path, student_input)
+        changed = True
+    if METRICS_KEY not in metrics:
+        metrics[METRICS_KEY] = flag_round(config, store, n).to_dict()
+        changed = True
+    if changed:
+        store.finish_iteration(n, metrics=metrics)
+        it = _iteration(store, n)
+    return it
+
+
+def save_relabeled(store: Store, n: int, relabeled: list[int]) -> None:
+    """Remember which flagged labels went back to the large model after round n."""
+    it = _iteration(store, n)
+    metrics = dict(it.metrics or {})
+    flags = dict(metrics.get(METRICS_KEY) or Flags().to_dict())
+    flags["relabeled"] = relabeled
+    metrics[METRICS_KEY] = flags
+    store.finish_iteration(n, metrics=metrics)
+
+
+def stop_set_predictions(config: Config, store: Store, model_dir: str, student_input) -> dict:
+    """The saved student's predicted class index on every chunk of the stop set."""
+    from labelloop.loop.pool_state import stop_set, student_probs
+
+    chunks = stop_set(store, config.sampling.seed, config.stopping.stop_set_size)
+    if not chunks:
+        return {"ids": [], "pred": []}
+    probs = student_probs(config, store, model_dir, chunks, student_input)
+    return {"ids": [c.id for c in chunks], "pred": [int(i) for i in np.argmax(probs, axis=1)]}
+
+
+def _iteration(store: Store, n: int) -> Iteration:
+    return next(it for it in store.iterations() if it.n == n)
