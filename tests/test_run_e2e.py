@@ -114,6 +114,20 @@ def test_every_class_survives_and_metrics_cover_all(finished_run):
     assert list(cfg["classes"]) == CLASSES
 
 
+def test_left_out_labels_are_mostly_the_teachers_mistakes(finished_run, docs):
+    """Confident learning leaves out LLM labels it calls wrong; checked against the articles' topics."""
+    out, *_ = finished_run
+    truth = FakeOpenAI(gold=dict(docs))  # not started: only its chunk -> article lookup
+    store = Store(out / "labelloop.db", create=False)
+    last = store.iterations()[-1]
+    rows = [json.loads(line) for line in (out / "classifiers" / "datasets" / f"dataset_{last.n}.jsonl").open()]
+    pruned = [r for r in rows if r["pruned"]]
+    assert last.metrics["pruned_label_errors"] == len(pruned) > 0
+    wrong = [r for r in pruned if r["label"] != truth.true_label(r["text"])]
+    base_rate = sum(r["label"] != truth.true_label(r["text"]) for r in rows) / len(rows)
+    assert len(wrong) / len(pruned) > max(0.5, 2 * base_rate), (len(wrong), len(pruned), base_rate)
+
+
 def test_rerun_repeats_no_llm_call_and_retrains_nothing(finished_run):
     out, _, calls_first, calls_after, fake = finished_run
     assert calls_after == calls_first  # the second run was served entirely from the store

@@ -138,6 +138,9 @@ class StudentSection(Strict):
     setfit_iterations: int = Field(20, gt=0, description="setfit contrastive pairs per example.")
     learning_rate: float | None = Field(None, gt=0, description="Default: setfit 2e-5, transformer 1e-4.")
     seed: int = 0
+    prune_label_errors: bool = Field(
+        True, description="Leave out LLM labels that confident learning flags as likely wrong when training."
+    )
 
 
 class BalancingSection(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +60,11 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
     classes = config.classes
     store.start_iteration(n, train_size=len(data.train), test_size=len(data.test))
     texts = student_input([c.text for c in data.train])
+    oos = _out_of_sample(config, store, texts, data.train_labels)
+    pruned = set(suspect_rows(data, oos, classes)) if config.student.prune_label_errors else set()
+    keep = [i for i in range(len(texts)) if i not in pruned]
     student = new_student(config, store)
-    student.fit(texts, data.train_labels)
+    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep])
     fit_s = time.perf_counter() - t0
 
     test_texts = student_input([c.text for c in data.test])
@@ -78,11 +82,12 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
     outputs.write_jsonl(
         outputs.dataset_path(config.output_dir, n),
         (
-            {"text": c.text, "label": lab, "source": src, "confidence": conf, "chunk_id": c.id}
-            for c, lab, src, conf in zip(data.train, data.train_labels, data.train_sources, data.train_conf)
+            {"text": c.text, "label": lab, "source": src, "confidence": conf, "chunk_id": c.id, "pruned": i in pruned}
+            for i, (c, lab, src, conf) in enumerate(zip(data.train, data.train_labels, data.train_sources,
+                                                        data.train_conf))
         ),
     )
-    _record_student_labels(store, config, n, data, student_input, student, test_probs)
+    _record_student_labels(store, n, data, oos, test_probs, classes)
     rules = store.rules()
     seconds = time.perf_counter() - t0
     values = dict(
@@ -97,6 +102,7 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
             "gold": gold_metrics.to_dict() if gold_metrics else None,
             "fit_seconds": fit_s,
             "train_label_sources": {s: data.train_sources.count(s) for s in set(data.train_sources)},
+            "pruned_label_errors": len(pruned),
             "review_mark": max((r.id for r in store.reviews()), default=0),
             "rules_version": rules.version if rules else None,
         },
@@ -130,18 +136,44 @@ def _save(student, folder: Path, config: Config) -> None:
     (folder / "labelloop_run.json").write_text(json.dumps(run_info, indent=2))
 
 
-def _record_student_labels(store, config, n, data: RoundData, student_input, student, test_probs) -> None:
+def _out_of_sample(config: Config, store: Store, texts: list[str], labels: list[str]) -> np.ndarray:
+    """Cross-validated class probabilities of the training chunks (no chunk scored by a model that saw it)."""
+    if not texts:
+        return np.zeros((0, len(config.classes)))
+    return out_of_sample_probs(
+        texts, labels, config.classes, encoder_path=config.student.encoder, cache=store,
+        max_seq_length=config.student.max_seq_length, seed=config.student.seed,
+    )
+
+
+def suspect_rows(data: RoundData, oos: np.ndarray, classes: list[str]) -> list[int]:
+    """Rows of LLM training labels that confident learning flags as likely wrong; never a person's label.
+
+    Nothing is flagged when the probabilities could not be cross-validated (too few per class),
+    and no class is ever left without training examples.
+    """
+    from labelloop.loop.label_errors import LLM_SOURCES, rank_label_issues
+
+    if len(oos) < 2 * len(classes) or np.ptp(oos) == 0:
+        return []
+    given = np.array([classes.index(lab) for lab in data.train_labels])
+    try:
+        ranked = rank_label_issues(given, oos)
+    except ValueError:
+        return []
+    rows = [i for i in ranked if data.train_sources[i] in LLM_SOURCES]
+    left = Counter(given.tolist())
+    out = []
+    for i in rows:
+        if left[given[i]] > 1:
+            left[given[i]] -= 1
+            out.append(i)
+    return out
+
+
+def _record_student_labels(store, n, data: RoundData, oos: np.ndarray, test_probs, classes) -> None:
     """Student opinions for the review app: out-of-sample on train chunks, plain on test chunks."""
-    classes = config.classes
-    rows = []
-    if data.train:
-        oos = out_of_sample_probs(
-            student_input([c.text for c in data.train]), data.train_labels, classes,
-            encoder_path=config.student.encoder, cache=store, max_seq_length=config.student.max_seq_length,
-            seed=config.student.seed,
-        )
-        rows += _rows(data.train, oos, classes, n)
-    rows += _rows(data.test, test_probs, classes, n)
+    rows = _rows(data.train, oos, classes, n) + _rows(data.test, test_probs, classes, n)
     if rows:
         store.set_labels(rows)
 
