@@ -13,8 +13,9 @@ Backends:
   a class wherever it finds it in the document, fenced or not, so fencing cannot help against it
   (it models a model that ignores fences); an injected name outside the class set is ignored because
   labelloop constrains the label (json_schema enum + parsing against the class list).
-- detector (this script's prototype, not in src/): flags instruction-like texts for review instead
-  of auto-labeling them; "after + detector" counts flips among texts it did not flag.
+- detector (labelloop.llm.injection.instruction_like, the review app's "instruction-like text"
+  queue): flags instruction-like texts for review instead of auto-labeling them; "after +
+  detector" counts flips among texts it did not flag.
 
     .venv/bin/python bench/bench_injection.py [--n 400] [--skip-embedded]
 """
