@@ -73,7 +73,12 @@ def project(tmp: Path, pool, classes, desc, llm: dict, quick: bool, seed: int):
     with open(inp / "pool.jsonl", "w") as fh:
         for text, label in pool:
             fh.write(json.dumps({"text": text, "gold": label}) + "\n")
-    raw = {
+    return parse_config(raw_config(classes, desc, llm, quick, seed), base_dir=tmp)
+
+
+def raw_config(classes, desc, llm: dict, quick: bool, seed: int) -> dict:
+    """The case's config as a dict: labelloop's defaults except the sizes and the teacher."""
+    return {
         "classification": {"classes": classes, "desc": desc, "predict_on_whole_set_at_the_end": False},
         "path": {"input_dir": "input", "output_dir": "output"},
         # required_accuracy 0.99: run every round, so each case has the same learning curve points
@@ -81,17 +86,22 @@ def project(tmp: Path, pool, classes, desc, llm: dict, quick: bool, seed: int):
         "training": sizes(quick),
         "small_model": llm, "large_model": llm,
         "sampling": {"strategy": "random", "seed": seed},
+        "stopping": {"kappa": None},  # no early stop either
         "student": {"seed": seed},
     }
-    return parse_config(raw, base_dir=tmp)
 
 
-def teacher_on_gold(config, store, texts: list[str]) -> tuple[list[str], float]:
-    """Let the large model label the gold test texts (no cache); return labels and items/s."""
+def teacher_on_gold(config, store, texts: list[str], warmup: bool = False) -> tuple[list[str], float]:
+    """Let the large model label the gold test texts (no cache); return labels and items/s.
+
+    The rate is timed once the backend is open; with warmup, one untimed call goes first
+    (an embedded model loads its weights on the first call).
+    """
     from labelloop.llm.labeler import build_task
     from labelloop.loop.labeling import with_backend
 
     rules = store.rules()
+    seconds = []
 
     async def label_all(backend):
         gate = asyncio.Semaphore(config.system.concurrency_limit)
@@ -102,13 +112,34 @@ def teacher_on_gold(config, store, texts: list[str]) -> tuple[list[str], float]:
                                   description=config.classification.desc, few_shot=None)
                 return await backend.classify(task)
 
-        return await asyncio.gather(*(one(t) for t in texts))
+        if warmup:
+            await one(texts[0])
+        t0 = time.perf_counter()
+        out = await asyncio.gather(*(one(t) for t in texts))
+        seconds.append(time.perf_counter() - t0)
+        return out
 
-    t0 = time.perf_counter()
     results = with_backend(config, "large", label_all)
-    rate = len(texts) / (time.perf_counter() - t0)
     # an unparseable reply counts as wrong: give it a label no class has
-    return [r.label if r.label else "(unlabeled)" for r in results], rate
+    return [r.label if r.label else "(unlabeled)" for r in results], len(texts) / seconds[0]
+
+
+_EMBEDDED_RATE: dict[str, float] = {}
+
+
+def embedded_teacher_rate(name: str, config, store, texts: list[str], n: int) -> float | None:
+    """Items/s of the embedded Gemma teacher on n of these texts, measured once per data set and run.
+
+    The student's throughput target is against this teacher on the same machine, whatever
+    teacher the case itself used (a fake teacher's speed says nothing about a real LLM).
+    """
+    if n <= 0:
+        return None
+    if name not in _EMBEDDED_RATE:
+        raw = raw_config(config.classes, config.classification.desc, {"mode": "embedded"}, True, 0)
+        local = parse_config(raw, base_dir=Path(config.path.input_dir).parent)
+        _EMBEDDED_RATE[name] = teacher_on_gold(local, store, texts[:n], warmup=True)[1]
+    return _EMBEDDED_RATE[name]
 
 
 def student_rate(model_dir: str, texts: list[str], prepare) -> tuple[list[str], float]:
@@ -149,7 +180,7 @@ def learning_curve(config, store, its, gold_by_id, prepare, test_texts, test_gol
     return points
 
 
-def one_case(name: str, teacher: str, quick: bool, seed: int, review: bool) -> dict:
+def one_case(name: str, teacher: str, quick: bool, seed: int, review: bool, rate_n: int = 8) -> dict:
     from labelloop.loop.runner import run
     from labelloop.loop.training import round_data
     from labelloop.store import Store
@@ -184,6 +215,8 @@ def one_case(name: str, teacher: str, quick: bool, seed: int, review: bool) -> d
             final = load_student(result.final_model, cache=store)
             student_pred = list(final.predict(prepare(test_texts)))
             teacher_pred, teacher_ips = teacher_on_gold(config, store, test_texts)
+            embedded_ips = teacher_ips if teacher == "gemma" else embedded_teacher_rate(
+                name, config, store, test_texts, rate_n)
             data = round_data(store, last.n)
             gold_acc = gold_student_acc(config, store, data.train, gold_by_id, prepare, test_texts, test_gold)
             m_teacher = evaluate(test_gold, teacher_pred, classes)
@@ -217,6 +250,8 @@ def one_case(name: str, teacher: str, quick: bool, seed: int, review: bool) -> d
                 "completion_tokens": calls["completion_tokens"],
                 "student_chunks_per_s": student_cps, "teacher_items_per_s": teacher_ips,
                 "speedup": student_cps / teacher_ips,
+                "embedded_teacher_items_per_s": embedded_ips,
+                "speedup_vs_embedded": student_cps / embedded_ips if embedded_ips else None,
             }
     finally:
         fake.stop()
@@ -230,17 +265,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     (",server" if os.environ.get("LABELLOOP_BENCH_BASE_URL") else ""))
     ap.add_argument("--seeds", default="0", help="comma-separated; three seeds give mean ± sd")
     ap.add_argument("--no-review", action="store_true", help="skip the simulated review")
+    ap.add_argument("--review-seeds", default=None, help="seeds that get the simulated review (default: the first)")
+    ap.add_argument("--embedded-rate-n", type=int, default=8,
+                    help="texts for timing the embedded teacher once per data set (0: skip)")
     ap.add_argument("--name", default="loop", help="results file: bench/results/<date>-<name>.json")
     args = ap.parse_args(argv)
     rows, failures = [], []
     started = time.perf_counter()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    review_seeds = {int(s) for s in args.review_seeds.split(",")} if args.review_seeds else set(seeds[:1])
     for name in args.datasets.split(","):
         for teacher in args.teachers.split(","):
-            for seed in [int(s) for s in args.seeds.split(",")]:
+            for seed in seeds:
                 print(f"... {name} x {teacher} seed {seed}", flush=True)
                 t0 = time.perf_counter()
                 try:
-                    rows.append(one_case(name, teacher, args.quick, seed, not args.no_review))
+                    rows.append(one_case(name, teacher, args.quick, seed, not args.no_review and seed in review_seeds,
+                                         args.embedded_rate_n))
                 except Exception as exc:  # one failed case must not lose the others' numbers
                     traceback.print_exc()
                     failures.append({"dataset": name, "teacher": teacher, "seed": seed, "error": repr(exc)})

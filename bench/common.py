@@ -23,6 +23,8 @@ def environment() -> dict:
         "commit": commit,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
+        # other jobs on the machine slow every timing: the 1/5/15-minute load when the file was written
+        "load_average": [round(x, 1) for x in os.getloadavg()],
     }
 
 

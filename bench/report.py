@@ -66,10 +66,13 @@ def loop_tables(rows: list[dict]) -> str:
                                  ms([v["reviewed"] for v in vals], fmt=".0f"))
                 out.append(f"| {ds} | {t} | {ms([r['student_acc'] for r in rs], 100)} | {q} | " + " | ".join(cells) + " |")
     out += ["", "### Predict throughput (same gold test texts, this machine)", "",
-            "| data | teacher | student chunks/s | teacher items/s | student / teacher |", "|---|---|---|---|---|"]
+            "| data | teacher | student chunks/s | this teacher items/s | embedded Gemma items/s | "
+            "student / embedded Gemma |", "|---|---|---|---|---|---|"]
     for (ds, t), rs in g.items():
         out.append(f"| {ds} | {t} | {ms([r['student_chunks_per_s'] for r in rs])} | "
-                   f"{ms([r['teacher_items_per_s'] for r in rs])} | {ms([r['speedup'] for r in rs])}x |")
+                   f"{ms([r['teacher_items_per_s'] for r in rs])} | "
+                   f"{ms([r.get('embedded_teacher_items_per_s') for r in rs], fmt='.2f')} | "
+                   f"{ms([speedup(r) for r in rs], fmt='.0f')}x |")
     out += ["", targets(rows)]
     return "\n".join(out)
 
@@ -87,12 +90,20 @@ def targets(rows: list[dict]) -> str:
         ok = "met" if vs_teacher >= TARGET_VS_TEACHER else "MISSED"
         lines.append(f"- {ds} / {t}: student − teacher = {vs_teacher:+.1f} points "
                      f"(target ≥ {TARGET_VS_TEACHER:+.0f}): {ok}")
-        if t == "gemma":
-            speed = statistics.fmean(r["speedup"] for r in rs)
+        speeds = [s for s in map(speedup, rs) if s is not None]
+        if speeds:
+            speed = statistics.fmean(speeds)
             ok = "met" if speed >= TARGET_SPEEDUP else "MISSED"
-            lines.append(f"- {ds} / {t}: student throughput = {speed:.0f}x the embedded teacher's "
+            lines.append(f"- {ds} / {t}: student throughput = {speed:.0f}x the embedded Gemma teacher's "
                          f"(target ≥ {TARGET_SPEEDUP:.0f}x): {ok}")
     return "\n".join(lines)
+
+
+def speedup(row: dict) -> float | None:
+    """Student chunks/s over the embedded teacher's items/s (older result files: gemma rows only)."""
+    if row.get("speedup_vs_embedded") is not None:
+        return row["speedup_vs_embedded"]
+    return row["speedup"] if row["teacher"] == "gemma" else None
 
 
 def _plt():
@@ -177,17 +188,34 @@ How to read this:
   oracle with it; with Gemma the confidence is honest.
 - The simulated reviewer reviews training chunks only, in each queue's order, and writes
   through the review app's own action code; the student is then retrained once.
-- The machine is shared with other engineers running tests while these numbers were taken:
-  timings and throughputs are noisy (load average 5-7 on 2 cores) and understate both sides.
+- Timings and throughputs depend on what else ran on the machine: each result file records
+  the load average when it was written (listed above); above 2 on 2 cores, they understate both sides.
 """
 
 
-def results_md(loop: dict | None, fewshot: dict | None, extra: str = "") -> str:
-    """bench/RESULTS.md from the newest loop and few-shot result files."""
-    env = (loop or fewshot or {}).get("env", {})
+def active_section(active: dict) -> list[str]:
+    """RESULTS.md lines for a bench_active.py result file (its tables are written by that script)."""
+    a, z = active.get("args", {}), active.get("sizes", {})
+    return ["## Spend less on the LLM: sampling, stopping, label errors (bench/bench_active.py)", "",
+            f"Strategies {a.get('strategies')}; seeds {a.get('seeds')}; small model right "
+            f"{a.get('small_acc')}, large model right {a.get('large_acc')} (fake teacher); pool {z.get('pool')} "
+            f"chunks in {a.get('order')} order, first batch {z.get('first')}, {z.get('rounds')} rounds of "
+            f"{z.get('step')}; gold test split {z.get('test')}. Target accuracy = sequential's final gold "
+            f"accuracy − {a.get('slack')}. Plots: bench/plots/active_<dataset>.png. Run time "
+            f"{active.get('seconds', 0) / 60:.0f} min.", "", active["table"], ""]
+
+
+def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active: dict | None = None) -> str:
+    """bench/RESULTS.md from the loop, few-shot and active-learning result files."""
+    env = (loop or fewshot or active or {}).get("env", {})
+    envs = dict((loop or {}).get("envs", {}))
+    envs.update({name: part["env"] for name, part in (("few-shot", fewshot), ("active", active)) if part})
     out = ["# Benchmark results", "",
-           f"Machine: {env.get('machine', '?')}; Python {env.get('python', '?')}; "
-           f"commit {env.get('commit', '?')}; date {env.get('date', '?')}.", ""]
+           f"Machine: {env.get('machine', '?')}; Python {env.get('python', '?')}. Each result file, with the "
+           "commit that produced it and the load average (1, 5, 15 min) when it was written:", "",
+           *[f"- {name}: commit {e.get('commit', '?')}, {e.get('date', '?')}, load {e.get('load_average', '?')}"
+             for name, e in envs.items()],
+           ""]
     if loop:
         a = loop.get("args", {})
         out += ["## Bootstrap loop (bench/bench_loop.py)", "",
@@ -206,6 +234,8 @@ def results_md(loop: dict | None, fewshot: dict | None, extra: str = "") -> str:
         from bench_fewshot import table
 
         out += [table(fewshot["results"]), ""]
+    if active:
+        out += active_section(active)
     out += [extra, NOTES]
     return "\n".join(out)
 
@@ -232,6 +262,7 @@ def merged(pattern: str) -> dict | None:
     out["seconds"] = sum(p.get("seconds", 0) for p in parts)
     out["args"] = {k: sorted({str(p.get("args", {}).get(k)) for p in parts}) for k in ("datasets", "teachers", "seeds", "quick")}
     out["files"] = [f.name for f in files]
+    out["envs"] = {f.stem: p.get("env", {}) for f, p in zip(files, parts)}
     return out
 
 
@@ -243,12 +274,13 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Write bench/RESULTS.md from result files.")
     ap.add_argument("--loop", default="*-loop.json", help="glob under bench/results/; every match is merged")
     ap.add_argument("--fewshot", default="*-fewshot.json")
+    ap.add_argument("--active", default="*-active.json")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
     ap.add_argument("--note", default="", help="a paragraph on what was run (added before the notes)")
     args = ap.parse_args()
     loop = merged(args.loop)
     if loop and loop["rows"]:  # one plot per data set over every merged file's rows
         plot_curves(loop["rows"])
-    md = results_md(loop, newest(args.fewshot), extra=args.note)
+    md = results_md(loop, newest(args.fewshot), extra=args.note, active=newest(args.active))
     Path(args.out).write_text(md)
     print(md)
