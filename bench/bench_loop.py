@@ -154,6 +154,26 @@ def student_rate(model_dir: str, texts: list[str], prepare) -> tuple[list[str], 
     return list(pred), len(texts) / (time.perf_counter() - t0)
 
 
+def onnx_int8_rate(model_dir: str, texts: list[str], prepare) -> tuple[list[str], float]:
+    """The same student after `labelloop export --onnx --int8` (a copy of its folder): predictions and chunks/s."""
+    import shutil
+
+    from labelloop.classify.onnx_runtime import OnnxStudent
+    from labelloop.onnx_export import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "student"
+        shutil.copytree(model_dir, copy)
+        export_onnx(copy, int8=True)
+        student = OnnxStudent.load(copy)
+        student.predict(prepare(texts[:8]))
+        t0 = time.perf_counter()
+        rate_texts = texts[:64]
+        student.predict(prepare(rate_texts))
+        rate = len(rate_texts) / (time.perf_counter() - t0)
+        return list(student.predict(prepare(texts))), rate
+
+
 def gold_student_acc(config, store, chunks, gold_by_id, prepare, test_texts, test_gold) -> float:
     """The same student class trained on the same chunks with their gold labels."""
     from labelloop.loop.training import new_student
@@ -214,6 +234,7 @@ def one_case(name: str, teacher: str, quick: bool, seed: int, review: bool, rate
 
             final = load_student(result.final_model, cache=store)
             student_pred = list(final.predict(prepare(test_texts)))
+            int8_pred, int8_cps = onnx_int8_rate(result.final_model, test_texts, prepare)
             teacher_pred, teacher_ips = teacher_on_gold(config, store, test_texts)
             embedded_ips = teacher_ips if teacher == "gemma" else embedded_teacher_rate(
                 name, config, store, test_texts, rate_n)
@@ -252,6 +273,10 @@ def one_case(name: str, teacher: str, quick: bool, seed: int, review: bool, rate
                 "speedup": student_cps / teacher_ips,
                 "embedded_teacher_items_per_s": embedded_ips,
                 "speedup_vs_embedded": student_cps / embedded_ips if embedded_ips else None,
+                "student_int8_chunks_per_s": int8_cps,
+                "student_int8_acc": evaluate(test_gold, int8_pred, classes).accuracy,
+                "int8_same_labels": float(np.mean([a == b for a, b in zip(int8_pred, student_pred)])),
+                "speedup_int8_vs_embedded": int8_cps / embedded_ips if embedded_ips else None,
             }
     finally:
         fake.stop()

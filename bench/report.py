@@ -24,6 +24,12 @@ def ms(values: list[float], scale: float = 1.0, fmt: str = ".1f", signed: bool =
     return f"{mean} ± {statistics.stdev(vals):{fmt}}" if len(vals) > 1 else mean
 
 
+def times(values: list[float]) -> str:
+    """'12x' style ratio, mean ± sd; '–' when there is none."""
+    text = ms(values, fmt=".0f")
+    return text if text == "–" else f"{text}x"
+
+
 def groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
@@ -67,12 +73,17 @@ def loop_tables(rows: list[dict]) -> str:
                 out.append(f"| {ds} | {t} | {ms([r['student_acc'] for r in rs], 100)} | {q} | " + " | ".join(cells) + " |")
     out += ["", "### Predict throughput (same gold test texts, this machine)", "",
             "| data | teacher | student chunks/s | this teacher items/s | embedded Gemma items/s | "
-            "student / embedded Gemma |", "|---|---|---|---|---|---|"]
+            "student / embedded Gemma | int8 ONNX student chunks/s | int8 / embedded Gemma | "
+            "int8 labels = student's | int8 acc |", "|---|---|---|---|---|---|---|---|---|---|"]
     for (ds, t), rs in g.items():
         out.append(f"| {ds} | {t} | {ms([r['student_chunks_per_s'] for r in rs])} | "
                    f"{ms([r['teacher_items_per_s'] for r in rs])} | "
                    f"{ms([r.get('embedded_teacher_items_per_s') for r in rs], fmt='.2f')} | "
-                   f"{ms([speedup(r) for r in rs], fmt='.0f')}x |")
+                   f"{times([speedup(r) for r in rs])} | "
+                   f"{ms([r.get('student_int8_chunks_per_s') for r in rs])} | "
+                   f"{times([r.get('speedup_int8_vs_embedded') for r in rs])} | "
+                   f"{ms([r.get('int8_same_labels') for r in rs], 100)}% | "
+                   f"{ms([r.get('student_int8_acc') for r in rs], 100)} |")
     out += ["", targets(rows)]
     return "\n".join(out)
 
@@ -96,6 +107,12 @@ def targets(rows: list[dict]) -> str:
             ok = "met" if speed >= TARGET_SPEEDUP else "MISSED"
             lines.append(f"- {ds} / {t}: student throughput = {speed:.0f}x the embedded Gemma teacher's "
                          f"(target ≥ {TARGET_SPEEDUP:.0f}x): {ok}")
+        int8 = [r["speedup_int8_vs_embedded"] for r in rs if r.get("speedup_int8_vs_embedded")]
+        if int8:
+            speed = statistics.fmean(int8)
+            ok = "met" if speed >= TARGET_SPEEDUP else "MISSED"
+            lines.append(f"- {ds} / {t}: int8 ONNX student throughput = {speed:.0f}x the embedded Gemma "
+                         f"teacher's (target ≥ {TARGET_SPEEDUP:.0f}x): {ok}")
     return "\n".join(lines)
 
 
