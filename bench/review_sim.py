@@ -65,12 +65,12 @@ def review(store, ids: list[int], gold_by_id: dict[int, str], classes: list[str]
 
 
 def retrain_and_score(config, store, n: int, prepare, test_texts: list[str], test_gold: list[str]) -> float:
-    """Train round n's student again on the labels as they stand now; accuracy on the gold test split."""
-    from labelloop.loop.training import new_student, round_data
+    """Train round n's student again on the labels as they stand now, as `labelloop run` would
+    (likely LLM label errors left out, reviewed labels kept); accuracy on the gold test split."""
+    from labelloop.loop.training import fit_student, round_data
 
     data = round_data(store, n)
-    student = new_student(config, cache=store)
-    student.fit(prepare([c.text for c in data.train]), data.train_labels)
+    student, _, _ = fit_student(config, store, data, prepare([c.text for c in data.train]))
     pred = student.predict(prepare(test_texts))
     return float(np.mean([p == g for p, g in zip(pred, test_gold)]))
 

@@ -59,12 +59,7 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
     data = round_data(store, n)
     classes = config.classes
     store.start_iteration(n, train_size=len(data.train), test_size=len(data.test))
-    texts = student_input([c.text for c in data.train])
-    oos = _out_of_sample(config, store, texts, data.train_labels)
-    pruned = set(suspect_rows(data, oos, classes)) if config.student.prune_label_errors else set()
-    keep = [i for i in range(len(texts)) if i not in pruned]
-    student = new_student(config, store)
-    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep])
+    student, oos, pruned = fit_student(config, store, data, student_input([c.text for c in data.train]))
     fit_s = time.perf_counter() - t0
 
     test_texts = student_input([c.text for c in data.test])
@@ -134,6 +129,20 @@ def _save(student, folder: Path, config: Config) -> None:
         "chunk_size": config.system.chunk_size,
     }
     (folder / "labelloop_run.json").write_text(json.dumps(run_info, indent=2))
+
+
+def fit_student(config: Config, store: Store, data: RoundData, texts: list[str]):
+    """Fit a new student on a round's training chunks, leaving out likely LLM label errors.
+
+    Returns the student, the out-of-sample probabilities of every training chunk (rows of
+    `data.train`) and the set of rows left out (empty with student.prune_label_errors off).
+    """
+    oos = _out_of_sample(config, store, texts, data.train_labels)
+    pruned = set(suspect_rows(data, oos, config.classes)) if config.student.prune_label_errors else set()
+    keep = [i for i in range(len(texts)) if i not in pruned]
+    student = new_student(config, store)
+    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep])
+    return student, oos, pruned
 
 
 def _out_of_sample(config: Config, store: Store, texts: list[str], labels: list[str]) -> np.ndarray:
