@@ -252,6 +252,7 @@ def summarize(rows: list[dict], slack: float) -> list[dict]:
                 "calls_to_target": calls, "budget": curve[-1]["calls"],
                 "vs_sequential": calls / seq_calls if calls is not None and seq_calls else None,
                 "final_gold_acc": curve[-1]["gold_acc"], "first_gold_acc": curve[0]["gold_acc"],
+                "mean_gold_acc": statistics.fmean(p["gold_acc"] for p in curve),  # area under the curve / rounds
                 "flag_precision": flag("flag_precision"), "flag_recall": flag("flag_recall"),
                 "label_error_rate": flag("label_error_rate"), "flagged": flag("flagged"), "gain": gain,
                 "stops": {rule: {"calls": stop(rule, "calls"), "gold_acc": stop(rule, "gold_acc")}
@@ -268,12 +269,13 @@ def _f(v, fmt=".1f", scale=100.0, none="-") -> str:
 def tables(summary: list[dict]) -> str:
     """Markdown: calls to reach the target, label-error flags, stopping rules."""
     lines = ["| data set | strategy | target gold acc % | calls to reach | × sequential | gold acc % after 1st / last round "
-             "| s/run |", "|---|---|---|---|---|---|---|"]
+             "| mean gold acc % over rounds | s/run |", "|---|---|---|---|---|---|---|---|"]
     for r in summary:
         calls = f"{r['calls_to_target']:.0f}" if r["calls_to_target"] is not None else f"> {r['budget']:.0f}"
         ratio = f"{r['vs_sequential']:.2f}" if r["vs_sequential"] is not None else "not reached"
         lines.append(f"| {r['dataset']} | {r['strategy']} | {_f(r['target'])} | {calls} | {ratio} "
-                     f"| {_f(r['first_gold_acc'])} / {_f(r['final_gold_acc'])} | {r['seconds']:.0f} |")
+                     f"| {_f(r['first_gold_acc'])} / {_f(r['final_gold_acc'])} | {_f(r.get('mean_gold_acc'))} "
+                     f"| {r['seconds']:.0f} |")
     lines += ["", "| data set | strategy | LLM label error rate % | flagged | flag precision % | flag recall % "
               "| review gain flagged / random (points) | large-model relabel gain flagged / random (points) |",
               "|---|---|---|---|---|---|---|---|"]
@@ -339,7 +341,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--order", choices=["shuffled", "source"], default="shuffled",
                     help="pool order in the input file: shuffled, or grouped by class as a folder per topic reads")
     ap.add_argument("--name", default="active", help="results file: bench/results/<date>-<name>.json")
+    ap.add_argument("--from-json", type=Path, help="summarize, tabulate and plot this results file again (no runs)")
     args = ap.parse_args(argv)
+    if args.from_json:
+        return rerender(args.from_json)
     from labelloop.testing.fake_openai import FakeOpenAI
 
     s = sizes(args.quick)
@@ -383,6 +388,22 @@ def main(argv: list[str] | None = None) -> dict:
                "table": md, "plots": [str(p) for p in plots], "seconds": time.perf_counter() - started}
     write_results(args.name, payload)
     print(f"total {time.perf_counter() - started:.0f}s")
+    return payload
+
+
+def rerender(path: Path) -> dict:
+    """Summary, tables and plots of a saved run, written back into the same file."""
+    import json
+
+    payload = json.loads(path.read_text())
+    payload["summary"] = summarize(payload["rows"], payload["args"]["slack"])
+    payload["table"] = tables(payload["summary"])
+    payload["plots"] = [str(p) for p in plot(payload["rows"], payload["summary"],
+                                             "quick-" if payload["args"].get("quick") else "")]
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+    print(payload["table"])
     return payload
 
 
