@@ -58,10 +58,11 @@ def loop_tables(rows: list[dict]) -> str:
         )
     if any(r.get("review") for r in rows):
         out += ["", "### Simulated review: student accuracy % on gold after k reviews per queue "
-                "(fixed = reviewed labels that were wrong)", "",
-                "| data | teacher | no review | queue | k=25 acc | k=25 fixed | k=100 acc | k=100 fixed |",
-                "|" + "---|" * 8]
-        for (ds, t), rs in g.items():
+                "(fixed = reviewed labels that were wrong; seeds with a review simulation only)", "",
+                "| data | teacher | seeds | no review | queue | k=25 acc | k=25 fixed | k=100 acc | k=100 fixed |",
+                "|" + "---|" * 9]
+        for (ds, t), all_rs in g.items():
+            rs = [r for r in all_rs if r.get("review")]
             queues = list(dict.fromkeys(v["queue"] for r in rs for v in r.get("review", [])))
             for q in queues:
                 cells = []
@@ -70,7 +71,8 @@ def loop_tables(rows: list[dict]) -> str:
                     cells.append(ms([v["student_acc"] for v in vals], 100))
                     cells.append(ms([v["fixed"] for v in vals], fmt=".1f") + " / " +
                                  ms([v["reviewed"] for v in vals], fmt=".0f"))
-                out.append(f"| {ds} | {t} | {ms([r['student_acc'] for r in rs], 100)} | {q} | " + " | ".join(cells) + " |")
+                out.append(f"| {ds} | {t} | {','.join(str(r['seed']) for r in rs)} | "
+                           f"{ms([r['student_acc'] for r in rs], 100)} | {q} | " + " | ".join(cells) + " |")
     out += ["", "### Predict throughput (same gold test texts, this machine)", "",
             "| data | teacher | student chunks/s | this teacher items/s | embedded Gemma items/s | "
             "student / embedded Gemma | int8 ONNX student chunks/s | int8 / embedded Gemma | "
