@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -19,6 +20,11 @@ FULL = [
     ["bench_students.py"],
     ["bench_loop.py", "--seeds", "0,1,2"],
     ["bench_fewshot.py"],
+    ["bench_active.py", "--seeds", "0,1"],
+    ["bench_scale.py"],
+    ["bench_label_rate.py", "--latency", "0.2"],
+    ["bench_label_rate.py", "--latency", "0.05"],
+    ["bench_reliability.py", "--readme"],
 ]
 QUICK = [
     ["bench_ingest.py", "--docs", "2000"],
@@ -41,7 +47,9 @@ def main() -> int:
         if rc:
             failed.append(args[0])
     if plan is FULL:  # the quick run's numbers are for development, not for RESULTS.md
-        subprocess.call([sys.executable, str(HERE / "report.py")])
+        today = date.today().isoformat()
+        subprocess.call([sys.executable, str(HERE / "report.py"), "--loop", f"{today}-loop.json",
+                         "--fewshot", f"{today}-fewshot.json", "--active", f"{today}-active.json"])
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
