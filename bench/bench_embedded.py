@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-doc-tokens", type=int, default=128, help="chunk length (tokens) shown")
     parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     backend = EmbeddedBackend(LLMSection(n_ctx=args.n_ctx, calibrate=True), max_doc_tokens=args.max_doc_tokens)
@@ -132,14 +133,14 @@ def main() -> None:
                      DRUG_RULES[k], examples, sample(test, args.n, rng)))
 
     rows = [asyncio.run(run_set(backend, *s)) for s in sets]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
         "model": backend.identity, "n_ctx": args.n_ctx, "max_doc_tokens": args.max_doc_tokens,
         "seed": args.seed, "examples_per_class": 1, "machine": platform.platform(),
         "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
         "rows": rows,
     }, indent=2))
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--name", default="ingest", help="results file: bench/results/<date>-<name>.json")
     args = parser.parse_args()
 
     docs = bbc_documents(args.docs)
@@ -111,7 +112,7 @@ def main() -> None:
     Console(width=120).print(table)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"tokenizer load {load_s:.1f} s; peak RSS {peak_mb:.0f} MB")
-    write_results("ingest", {
+    write_results(args.name, {
         **environment(), "docs": args.docs, "chars": chars, "chunk_size": args.chunk_size,
         "tokenizer_load_s": round(load_s, 2), "peak_rss_mb": round(peak_mb),
         "load_avg_1m": round(os.getloadavg()[0], 1), "runs": runs,

@@ -26,13 +26,15 @@ FULL = [
     ["bench_label_rate.py", "--latency", "0.05"],
     ["bench_reliability.py", "--readme"],
 ]
-QUICK = [
-    ["bench_ingest.py", "--docs", "2000"],
-    ["bench_llm_http.py", "--seconds", "1"],
-    ["bench_embedded.py", "--n", "30"],
-    ["bench_students.py", "--students", "embedding-head", "--train-per-class", "8"],
+QUICK = [  # results go to *quick* files (git ignores them): the full runs' numbers stay as they are
+    ["bench_ingest.py", "--docs", "2000", "--name", "ingest-quick"],
+    ["bench_llm_http.py", "--seconds", "1", "--out", str(HERE / "results" / "quick-llm_http.json")],
+    ["bench_embedded.py", "--n", "30", "--out", str(HERE / "results" / "quick-embedded.json")],
+    ["bench_students.py", "--students", "embedding-head", "--train-per-class", "8",
+     "--out", str(HERE / "results" / "quick-students.json")],
     ["bench_loop.py", "--quick", "--datasets", "drugs2", "--teachers", "fake90", "--name", "loop-quick"],
     ["bench_fewshot.py", "--quick"],
+    ["bench_active.py", "--quick", "--name", "active-quick"],
 ]
 
 
