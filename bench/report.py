@@ -267,6 +267,19 @@ def newest(pattern: str) -> dict | None:
     return json.loads(files[-1].read_text()) if files else None
 
 
+def fewshot_merged(pattern: str) -> dict | None:
+    """Every few-shot result file matching the glob as one (their per-data-set results joined)."""
+    import json
+
+    files = sorted((Path(__file__).parent / "results").glob(pattern))
+    if not files:
+        return None
+    parts = [json.loads(f.read_text()) for f in files]
+    out = dict(parts[-1])
+    out["results"] = [r for p in parts for r in p.get("results", [])]
+    return out
+
+
 def merged(pattern: str) -> dict | None:
     """Every loop result file matching the glob as one (rows and failures joined, in file order)."""
     import json
@@ -292,7 +305,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     ap = argparse.ArgumentParser(description="Write bench/RESULTS.md from result files.")
     ap.add_argument("--loop", default="*-loop.json", help="glob under bench/results/; every match is merged")
-    ap.add_argument("--fewshot", default="*-fewshot.json")
+    ap.add_argument("--fewshot", default="*-fewshot.json", help="glob; every match is merged")
     ap.add_argument("--active", default="*-active.json")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
     ap.add_argument("--note", default="", help="a paragraph on what was run (added before the notes)")
@@ -300,6 +313,6 @@ if __name__ == "__main__":
     loop = merged(args.loop)
     if loop and loop["rows"]:  # one plot per data set over every merged file's rows
         plot_curves(loop["rows"])
-    md = results_md(loop, newest(args.fewshot), extra=args.note, active=newest(args.active))
+    md = results_md(loop, fewshot_merged(args.fewshot), extra=args.note, active=newest(args.active))
     Path(args.out).write_text(md)
     print(md)
