@@ -259,22 +259,24 @@ def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active:
     return "\n".join(out)
 
 
-def newest(pattern: str) -> dict | None:
-    """The newest result file matching the glob, or None."""
+def result_files(pattern: str) -> list[tuple[Path, dict]]:
+    """(path, parsed JSON) of every result file matching the glob, oldest name first."""
     import json
 
-    files = sorted((Path(__file__).parent / "results").glob(pattern))
-    return json.loads(files[-1].read_text()) if files else None
+    return [(f, json.loads(f.read_text())) for f in sorted((Path(__file__).parent / "results").glob(pattern))]
+
+
+def newest(pattern: str) -> dict | None:
+    """The newest result file matching the glob, or None."""
+    found = result_files(pattern)
+    return found[-1][1] if found else None
 
 
 def fewshot_merged(pattern: str) -> dict | None:
     """Every few-shot result file matching the glob as one (their per-data-set results joined)."""
-    import json
-
-    files = sorted((Path(__file__).parent / "results").glob(pattern))
-    if not files:
+    parts = [p for _, p in result_files(pattern)]
+    if not parts:
         return None
-    parts = [json.loads(f.read_text()) for f in files]
     out = dict(parts[-1])
     out["results"] = [r for p in parts for r in p.get("results", [])]
     return out
@@ -282,12 +284,10 @@ def fewshot_merged(pattern: str) -> dict | None:
 
 def merged(pattern: str) -> dict | None:
     """Every loop result file matching the glob as one (rows and failures joined, in file order)."""
-    import json
-
-    files = sorted((Path(__file__).parent / "results").glob(pattern))
-    if not files:
+    found = result_files(pattern)
+    if not found:
         return None
-    parts = [json.loads(f.read_text()) for f in files]
+    files, parts = [f for f, _ in found], [p for _, p in found]
     out = dict(parts[-1])
     out["rows"] = [r for p in parts for r in p.get("rows", [])]
     out["failures"] = [f for p in parts for f in p.get("failures", [])]
