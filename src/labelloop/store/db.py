@@ -1,6 +1,7 @@
-"""The project file: one SQLite database per project, the only place SQL is written.
+"""The project file: one SQLite database per project; this package is the only place SQL is written.
 
-Every write goes through `Store.write()`, which takes a process-wide lock and an
+Every write goes through `Store.write()` (the call log and embeddings cache are parts of
+Store kept in calls.py and embeddings.py), which takes a process-wide lock and an
 IMMEDIATE transaction, so the loop and the review app can share the file (WAL
 mode, busy timeout) without "database is locked" failures.
 """
@@ -10,18 +11,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from labelloop.errors import StoreError
+from labelloop.store.calls import CallLogTable
+from labelloop.store.embeddings import EmbeddingTable
 from labelloop.store.migrations import LATEST, current_version, migrate
 from labelloop.store.records import (
-    LLM_SOURCES, Chunk, Iteration, Label, LLMCall, NewChunk, Review, Rules, to_json, from_json, text_hash,
+    LLM_SOURCES, Chunk, Iteration, Label, NewChunk, Review, Rules, to_json, from_json, text_hash,
 )
 
 _WRITE_LOCKS: dict[str, threading.RLock] = {}
@@ -43,7 +43,7 @@ def _enable_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
             time.sleep(0.01 + 0.002 * attempt)
 
 
-class Store:
+class Store(CallLogTable, EmbeddingTable):
     """Typed reads and writes over `<output_dir>/labelloop.db`."""
 
     def __init__(self, path: str | Path, *, create: bool = True, migrate_to: int | None = None):
@@ -241,81 +241,6 @@ class Store:
     def _rules(r: sqlite3.Row) -> Rules:
         return Rules(r["id"], r["version"], r["text"], r["author"], r["model"], r["created_at"], r["call_id"])
 
-    # ------------------------------------------------------------ LLM calls (log and cache)
-
-    def cached_call(self, key: str) -> LLMCall | None:
-        rows = self._rows(
-            "SELECT * FROM llm_calls WHERE key = ? AND status = 'ok' ORDER BY id LIMIT 1", (key,)
-        )
-        return self._call(rows[0]) if rows else None
-
-    def log_call(
-        self,
-        key: str,
-        backend: str,
-        request: dict,
-        response: Any,
-        *,
-        status: str = "ok",
-        model: str | None = None,
-        purpose: str | None = None,
-        error: str | None = None,
-        prompt_tokens: int | None = None,
-        completion_tokens: int | None = None,
-        cost: float | None = None,
-        latency_s: float | None = None,
-        attempts: int = 1,
-        faults: dict | None = None,
-    ) -> int:
-        with self.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO llm_calls(key, purpose, backend, model, request, response, status, error, "
-                "prompt_tokens, completion_tokens, cost, latency_s, attempts, faults) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, purpose, backend, model, to_json(request), to_json(response), status, error,
-                 prompt_tokens, completion_tokens, cost, latency_s, attempts, to_json(faults or {})),
-            )
-            return cur.lastrowid
-
-    def _call(self, r: sqlite3.Row) -> LLMCall:
-        return LLMCall(
-            id=r["id"], key=r["key"], purpose=r["purpose"], backend=r["backend"], model=r["model"],
-            request=from_json(r["request"]), response=from_json(r["response"]), status=r["status"],
-            error=r["error"], prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
-            cost=r["cost"], latency_s=r["latency_s"], attempts=r["attempts"], faults=from_json(r["faults"]) or {},
-        )
-
-    def calls(self, purpose: str | None = None) -> list[LLMCall]:
-        if purpose is None:
-            rows = self._rows("SELECT * FROM llm_calls ORDER BY id")
-        else:
-            rows = self._rows("SELECT * FROM llm_calls WHERE purpose = ? ORDER BY id", (purpose,))
-        return [self._call(r) for r in rows]
-
-    def call_stats(self) -> dict:
-        row = self._rows(
-            "SELECT COUNT(*) AS calls, SUM(status = 'ok') AS ok, SUM(status = 'error') AS errors, "
-            "COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, "
-            "COALESCE(SUM(completion_tokens), 0) AS completion_tokens, "
-            "COALESCE(SUM(cost), 0.0) AS cost, COALESCE(SUM(latency_s), 0.0) AS latency_s, "
-            "COALESCE(SUM(attempts), 0) AS attempts FROM llm_calls"
-        )[0]
-        stats = {k: (row[k] or 0) for k in row.keys()}
-        faults: Counter[str] = Counter()
-        for (value,) in self._rows("SELECT faults FROM llm_calls WHERE faults IS NOT NULL AND faults != '{}'"):
-            faults.update(from_json(value))
-        stats["faults"] = dict(faults)
-        stats["cache_hits"] = int(self.get_meta("cache_hits", 0))
-        return stats
-
-    def count_cache_hit(self, n: int = 1) -> None:
-        with self.write() as conn:
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('cache_hits', ?) ON CONFLICT(key) "
-                "DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
-                (str(n),),
-            )
-
     # ------------------------------------------------------------ labels
 
     def set_label(
@@ -501,25 +426,6 @@ class Store:
 
     def runs(self) -> list[dict]:
         return [dict(r) for r in self._rows("SELECT * FROM runs ORDER BY id")]
-
-    # ------------------------------------------------------------ embeddings cache
-
-    def get_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
-            for r in self._rows(
-                f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(part))})", part
-            ):
-                out[r["key"]] = np.frombuffer(r["vector"], dtype=np.float32)
-        return out
-
-    def put_embeddings(self, vectors: dict[str, np.ndarray]) -> None:
-        with self.write() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO embeddings(key, dim, vector) VALUES (?, ?, ?)",
-                [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
-            )
 
     # ------------------------------------------------------------ status
 
