@@ -16,7 +16,7 @@ from labelloop.store import Iteration, Store
 
 def record_round_checks(config: Config, store: Store, n: int, student_input) -> Iteration:
     """Add stop-set predictions (when the kappa rule is on) and label-error flags to round n's metrics."""
-    it = _iteration(store, n)
+    it = iteration(store, n)
     metrics = dict(it.metrics or {})
     changed = False
     if config.stopping.kappa is not None and STOP_SET_KEY not in metrics and it.model_path:
@@ -27,13 +27,13 @@ def record_round_checks(config: Config, store: Store, n: int, student_input) -> 
         changed = True
     if changed:
         store.finish_iteration(n, metrics=metrics)
-        it = _iteration(store, n)
+        it = iteration(store, n)
     return it
 
 
 def save_relabeled(store: Store, n: int, relabeled: list[int]) -> None:
     """Remember which flagged labels went back to the large model after round n."""
-    it = _iteration(store, n)
+    it = iteration(store, n)
     metrics = dict(it.metrics or {})
     flags = dict(metrics.get(METRICS_KEY) or Flags().to_dict())
     flags["relabeled"] = relabeled
@@ -52,5 +52,6 @@ def stop_set_predictions(config: Config, store: Store, model_dir: str, student_i
     return {"ids": [c.id for c in chunks], "pred": [int(i) for i in np.argmax(probs, axis=1)]}
 
 
-def _iteration(store: Store, n: int) -> Iteration:
+def iteration(store: Store, n: int) -> Iteration:
+    """Round n's iteration record."""
     return next(it for it in store.iterations() if it.n == n)

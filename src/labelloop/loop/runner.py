@@ -168,10 +168,9 @@ def _ensure_train_batch(config: Config, store: Store, sampler, n: int, student_i
 def _handle_label_errors(config, store, n, rules, embed, console, progress, *, another_round: bool) -> None:
     """Report round n's flagged labels; re-label them with the large model when asked and a round follows."""
     from labelloop.loop.label_errors import METRICS_KEY, relabel
-    from labelloop.loop.round_checks import save_relabeled
+    from labelloop.loop.round_checks import iteration, save_relabeled
 
-    it = next(it for it in store.iterations() if it.n == n)
-    flags = (it.metrics or {}).get(METRICS_KEY) or {}
+    flags = (iteration(store, n).metrics or {}).get(METRICS_KEY) or {}
     flagged = flags.get("flagged") or []
     if flags.get("note"):
         console.print(f"Label errors: not checked ({flags['note']}).")
