@@ -32,8 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_data import DATASETS  # noqa: E402
 from bench_loop import project, teacher_settings  # noqa: E402

@@ -24,21 +24,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.common import environment, write_results  # noqa: E402
 from tests.bbc import bbc_docs  # noqa: E402
 
-from labelloop.config import LLMSection, SystemSection  # noqa: E402
+from labelloop.config import LLMSection  # noqa: E402
 from labelloop.llm.base import LabelTask  # noqa: E402
 from labelloop.llm.injection import instruction_like  # noqa: E402
 from labelloop.llm.prompts import fence, find_fenced  # noqa: E402

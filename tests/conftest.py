@@ -1,8 +1,17 @@
-"""Shared fixtures: a fake OpenAI-compatible server on 127.0.0.1."""
+"""Shared fixtures: a fake OpenAI-compatible server on 127.0.0.1.
+
+No model hub is reachable here: the tests (like the Makefile and CI) set offline mode.
+labelloop itself never does; a user's environment decides.
+"""
 
 from __future__ import annotations
 
-import pytest
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
 
 from labelloop.testing import FakeOpenAI
 

@@ -17,7 +17,8 @@ from sklearn.metrics import f1_score, recall_score
 from labelloop.classify import load_student, make_student
 from labelloop.classify.embedding_head import EmbeddingHeadStudent
 from labelloop.config import StudentSection
-from labelloop.classify.encoder import Encoder, default_encoder_path, resolve_model_path
+from labelloop.classify.encoder import Encoder, resolve_model_path
+from labelloop.models import default_encoder_path
 from labelloop.errors import LabelloopError, ModelNotAvailableError, NotFittedError
 
 # Short texts: index 0 ("weather") is never in the training data of the missing-class test.
@@ -96,18 +97,24 @@ def test_default_encoder_is_the_packaged_minilm():
     path = Path(default_encoder_path())
     assert (path / "config.json").is_file() and (path / "modules.json").is_file()
     assert resolve_model_path(None) == str(path)
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert resolve_model_path("all-MiniLM-L6-v2") == str(path)
+    assert resolve_model_path("sentence-transformers/all-minilm-l6-v2") == str(path)
 
 
-def test_local_folder_resolves_and_hub_id_is_refused(tmp_path):
+def test_local_folder_resolves_and_unreachable_hub_id_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     assert resolve_model_path(str(tmp_path)) == str(tmp_path.resolve())
     with pytest.raises(ModelNotAvailableError) as err:
-        resolve_model_path("distilbert-base-uncased")
+        resolve_model_path("distilbert-base-uncased-x1", "training.model_path")
     msg = str(err.value)
-    assert "'distilbert-base-uncased' is not a local folder" in msg
-    assert "student.encoder" in msg and "training.model_path" in msg and "all-MiniLM-L6-v2" in msg
-    with pytest.raises(ModelNotAvailableError, match="distilbert-base-uncased"):
-        make_student("embedding-head", CLASSES, model_path="distilbert-base-uncased").fit(["a", "b"], ["food", "sports"])
+    assert "training.model_path: model 'distilbert-base-uncased-x1' is not available here" in msg
+    assert "offline mode is on (HF_HUB_OFFLINE)" in msg
+    assert "leave training.model_path unset" in msg and "all-MiniLM-L6-v2" in msg and "local folder" in msg
+    with pytest.raises(ModelNotAvailableError, match="is not a folder"):
+        resolve_model_path(str(tmp_path / "no" / "such" / "folder"))
+    with pytest.raises(ModelNotAvailableError, match="distilbert-base-uncased-x2"):
+        make_student("embedding-head", CLASSES, model_path="distilbert-base-uncased-x2").fit(["a", "b"], ["food", "sports"])
 
 
 def test_encoder_embeddings_are_normalized_float32():

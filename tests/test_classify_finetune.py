@@ -66,11 +66,12 @@ def test_unfitted_fine_tuners_say_call_fit_first():
             student.predict_proba(["hello"])
 
 
-def test_hub_ids_are_refused_with_the_fix():
-    with pytest.raises(ModelNotAvailableError, match="'distilbert-base-uncased' is not a local folder"):
+def test_hub_ids_not_here_are_refused_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty hub cache, offline (conftest)
+    with pytest.raises(ModelNotAvailableError, match="'distilbert-base-uncased' is not available here"):
         make_student("transformer", CLASSES, model_path="distilbert-base-uncased").fit(TEXTS, LABELS)
-    with pytest.raises(ModelNotAvailableError, match="student.encoder"):
-        SetFitStudent(CLASSES, encoder_path="sentence-transformers/all-mpnet-base-v2").fit(TEXTS, LABELS)
+    with pytest.raises(ModelNotAvailableError, match="student.encoder: model 'someone/unknown-encoder'"):
+        SetFitStudent(CLASSES, encoder_path="someone/unknown-encoder").fit(TEXTS, LABELS)
 
 
 def test_a_sentence_transformers_layout_is_found(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import yaml
 from labelloop.config import load_config, parse_config, resolve_llm
 from labelloop.errors import ConfigError
 
-FIXTURE = Path(__file__).parent / "fixtures" / "augmentoolkit_classifier_config.yaml"
 
 
 def minimal(tmp_path: Path, **overrides) -> dict:
@@ -25,23 +23,13 @@ def minimal(tmp_path: Path, **overrides) -> dict:
     return raw
 
 
-def test_augmentoolkit_config_loads_unchanged(tmp_path):
-    cfg_path = tmp_path / "config.yaml"
-    shutil.copy(FIXTURE, cfg_path)
-    (tmp_path / "inputs").mkdir()
-    cfg = load_config(cfg_path)
-    assert cfg.classes == ["negative", "positive"]
-    assert cfg.system.required_accuracy == 0.9 and cfg.training.truncation_type == "head-tail"
-    assert cfg.training.model_path == "distilbert/distilbert-base-uncased"
-    # paths resolve against the config file's folder
-    assert cfg.path.input_dir == (tmp_path / "inputs").resolve()
-    assert cfg.path.output_dir == (tmp_path / "output" / "classifier").resolve()
-    # api.* maps onto labelloop's LLM sections in one place
-    small, large = resolve_llm(cfg, "small"), resolve_llm(cfg, "large")
-    assert (small.mode, small.model, small.base_url) == (
-        "api", "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo", "https://api.together.xyz/v1")
-    assert large.model == "meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo" and large.api_key == "key-here"
-    assert cfg.meta_datagen.meta_datagen_keys == ["label_details", "rules_creation_details"]
+def test_parse_config_leaves_the_callers_mapping_alone(tmp_path):
+    raw = minimal(tmp_path, api={"large_mode": "telepathy", "small_mode": "api", "small_base_url": "http://x/v1",
+                                 "small_model": "m"})
+    before = __import__("copy").deepcopy(raw)
+    with pytest.raises(ConfigError):
+        parse_config(raw, base_dir=tmp_path)
+    assert raw == before
 
 
 def test_defaults_use_the_embedded_backend(tmp_path):

@@ -297,9 +297,9 @@ def _db(output_dir: Path) -> Path:
 
 
 def _quiet_libraries() -> None:
-    """No hub access, no download progress bars from model loading in our output."""
-    for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-                       ("TRANSFORMERS_VERBOSITY", "error"), ("TOKENIZERS_PARALLELISM", "false")):
+    """No progress bars from model loading in our output. Hub access is the user's choice: never set here."""
+    for key, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("TOKENIZERS_PARALLELISM", "false")):
         os.environ.setdefault(key, value)
 
 

@@ -10,23 +10,50 @@ Augmentoolkit's `api.*` keys onto labelloop's LLM sections.
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labelloop.errors import ConfigError
 
 LLMMode = Literal["api", "local", "embedded"]
 
 
+PLACEHOLDER = "!!PLACEHOLDER!!"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ApiSection(Strict):
+class AugmentoolkitSection(Strict):
+    """A section Augmentoolkit's config has: a key left empty (YAML null) keeps its default.
+
+    Augmentoolkit's own file ends with `meta_datagen_extras:` and no value; in Augmentoolkit
+    an empty key means "nothing" or "the default", and so it does here.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: _default_if_empty(cls, k, v) for k, v in value.items()}
+
+
+def _default_if_empty(model: type[BaseModel], key: str, value: Any) -> Any:
+    """A YAML null for a key with a default becomes that default; required keys stay null (and are reported)."""
+    field = model.model_fields.get(key)
+    if value is not None or field is None or field.is_required():
+        return value
+    return field.get_default(call_default_factory=True)
+
+
+class ApiSection(AugmentoolkitSection):
     """Augmentoolkit's `api` section: two OpenAI-compatible endpoints."""
 
     large_model: str | None = Field(None, description="Model name on the large endpoint.")
@@ -39,7 +66,7 @@ class ApiSection(Strict):
     small_mode: str | None = None
 
 
-class ClassificationSection(Strict):
+class ClassificationSection(AugmentoolkitSection):
     classes: list[str] = Field(..., description="Class names, at least two, all different.")
     desc: str = Field(..., description="Plain-language description of the task and classes.")
     predict_on_whole_set_at_the_end: bool = Field(
@@ -75,14 +102,14 @@ class ClassificationSection(Strict):
         return cleaned
 
 
-class PathSection(Strict):
+class PathSection(AugmentoolkitSection):
     input_dir: Path = Field(..., description="Folder of documents to ingest (walked recursively).")
     output_dir: Path = Field(..., description="Where the project file and all outputs go.")
     prompts: Path | None = Field(None, description="Folder of prompt overrides (optional).")
     default_prompts: Path | None = Field(None, description="Fallback prompt folder (optional).")
 
 
-class SystemSection(Strict):
+class SystemSection(AugmentoolkitSection):
     chunk_size: int = Field(256, gt=0, description="Max tokens per chunk (student tokenizer).")
     completion_mode: bool = Field(False, description="Use /completions instead of /chat/completions.")
     concurrency_limit: int = Field(8, gt=0, description="Max LLM requests in flight.")
@@ -90,10 +117,12 @@ class SystemSection(Strict):
     use_stop: bool = Field(True, description="Send stop sequences to the LLM.")
 
 
-class TrainingSection(Strict):
+class TrainingSection(AugmentoolkitSection):
     max_iters: int = Field(5, gt=0, description="Max train/evaluate rounds.")
     model_path: str | None = Field(
-        None, description="Base model of the `transformer` student: a local folder."
+        None, description="Base model of the student (student.encoder wins when set): a local folder, a "
+        "packaged name or a model-hub id. Augmentoolkit fine-tunes it; labelloop's default student embeds "
+        "with it (set student.type: transformer to fine-tune it).",
     )
     test_set_size: int = Field(100, gt=0, description="Chunks the large LLM labels as the test set.")
     train_set_increment: int = Field(100, gt=0, description="Chunks added per round.")
@@ -103,7 +132,7 @@ class TrainingSection(Strict):
     )
 
 
-class MetaDatagenSection(Strict):
+class MetaDatagenSection(AugmentoolkitSection):
     do_meta_datagen: bool = False
     meta_datagen_keys: list[str] = Field(default_factory=list)
     meta_datagen_extras: list[str] = Field(default_factory=list)
@@ -202,9 +231,29 @@ class Config(Strict):
     review: ReviewSection = Field(default_factory=ReviewSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, value: Any) -> Any:
+        # `system:` with nothing under it is an empty section: every key keeps its default.
+        if isinstance(value, dict):
+            return {k: _default_if_empty(cls, k, v) for k, v in value.items()}
+        return value
+
     @property
     def classes(self) -> list[str]:
         return self.classification.classes
+
+    @property
+    def student_model(self) -> str | None:
+        """The student's base model as configured: student.encoder, else training.model_path (None: packaged)."""
+        return self.student.encoder or self.training.model_path
+
+    @property
+    def student_model_setting(self) -> str:
+        """Which key named the student's base model (for messages)."""
+        if self.student.encoder:
+            return "student.encoder"
+        return "training.model_path" if self.training.model_path else "student.encoder"
 
     @property
     def output_dir(self) -> Path:
@@ -246,18 +295,66 @@ def load_config(path: str | Path) -> Config:
             [f"{path}: no such file; create one with `labelloop init DIR`"], source=str(path)
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from None
+        raise ConfigError([f"not valid YAML: {' '.join(str(exc).split())}"], source=str(path)) from None
     if not isinstance(raw, dict):
         raise ConfigError(
             [f"top level must be a mapping of sections, got {type(raw).__name__}"], source=str(path)
         )
+    problems = [f"{where}: still {PLACEHOLDER}; replace it with your value" for where in _placeholders(raw)]
+    problems += [f"{where}: unknown YAML tag {tag!r}; write the value without the tag (quote it if it starts "
+                 "with !)" for where, tag in _unknown_tags(raw)]
+    if problems:
+        raise ConfigError(problems, source=str(path))
     return parse_config(raw, base_dir=path.parent, source=str(path))
 
 
+class _Tagged(str):
+    """A scalar with a YAML tag nothing here knows; the loader keeps the tag to report it."""
+
+    tag: str = ""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps values with unknown tags (Augmentoolkit writes `key: !!PLACEHOLDER!!`)."""
+
+
+def _unknown(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if node.tag == f"tag:yaml.org,2002:{PLACEHOLDER.strip('!')}!!":
+        return PLACEHOLDER
+    value = _Tagged(loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else "")
+    value.tag = node.tag
+    return value
+
+
+_Loader.add_multi_constructor("tag:yaml.org,2002:", _unknown)
+_Loader.add_multi_constructor("!", _unknown)
+
+
+def _walk(value: Any, where: str = ""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{where}[{i}]")
+    else:
+        yield where, value
+
+
+def _placeholders(raw: dict) -> list[str]:
+    """Dotted keys whose value still holds Augmentoolkit's !!PLACEHOLDER!! marker."""
+    return [where for where, v in _walk(raw) if isinstance(v, str) and PLACEHOLDER in v]
+
+
+def _unknown_tags(raw: dict) -> list[tuple[str, str]]:
+    return [(where, v.tag) for where, v in _walk(raw) if isinstance(v, _Tagged)]
+
+
 def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
-    """Validate a config mapping; relative paths resolve against base_dir."""
+    """Validate a config mapping (left unchanged); relative paths resolve against base_dir."""
+    raw = copy.deepcopy(raw)
     problems: list[str] = []
     _check_api_modes(raw, problems)
     try:
@@ -280,6 +377,11 @@ def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
             problems.append(
                 f"{which}_model.base_url (or api.{which}_base_url): missing for mode 'api'; "
                 "set it to your server, e.g. http://127.0.0.1:8000/v1"
+            )
+        if llm.mode == "api" and not llm.model:
+            problems.append(
+                f"{which}_model.model (or api.{which}_model): missing for mode 'api'; "
+                "set it to a model name the server serves (its /v1/models lists them)"
             )
     if problems:
         raise ConfigError(problems, source=source)
@@ -332,6 +434,8 @@ def _render(err: dict) -> str:
         return f"{dotted}: unknown key; {hint}known keys here: {', '.join(known)}"
     if kind == "missing":
         return f"{dotted}: required key is missing; add it (see `labelloop init` for an example)"
+    if value is None:
+        return f"{dotted}: is empty but needs a value; fill it in (see `labelloop init` for an example)"
     if kind == "value_error":
         msg = str(err.get("ctx", {}).get("error", err["msg"]))
         return f"{dotted}: {shown}: {msg}"

@@ -88,9 +88,6 @@ def export_onnx(model_dir: str | os.PathLike, *, int8: bool = False) -> Path:
         raise ModelNotAvailableError(f"{str(body)!r} has no tokenizer.json; the ONNX runtime needs one")
     pooling = body_pooling(body)
     coef, intercept = fmt.load_head(folder, len(meta["classes"]))
-    from labelloop.classify.encoder import set_offline
-
-    set_offline()
     graph = _wrapper(body, coef, intercept, pooling)
     target = folder / ONNX_FILE
     with tempfile.TemporaryDirectory(dir=folder) as tmp:

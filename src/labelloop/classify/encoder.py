@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from labelloop.errors import ModelNotAvailableError
-from labelloop.models import default_encoder_path
+from labelloop.models import resolve_model
 
 _MODELS: OrderedDict[str, object] = OrderedDict()  # folder identity -> SentenceTransformer, most recent last
 _MAX_MODELS = 3
@@ -23,13 +22,6 @@ class EmbeddingCache(Protocol):
     def get(self, keys: list[str]) -> dict[str, np.ndarray]: ...
 
     def put(self, vectors: dict[str, np.ndarray]) -> None: ...
-
-
-def set_offline() -> None:
-    """No model hub is reachable: make the HF libraries fail fast instead of retrying."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def set_torch_threads() -> None:
@@ -44,18 +36,9 @@ def set_torch_threads() -> None:
         torch.set_num_threads(max(1, usable))
 
 
-def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
-    """A local model folder for a setting: None means the packaged MiniLM."""
-    if name_or_path is None or str(name_or_path).strip() == "":
-        return default_encoder_path()
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return str(path.resolve())
-    raise ModelNotAvailableError(
-        f"model {str(name_or_path)!r} is not a local folder and no model hub is reachable; "
-        "set training.model_path / student.encoder to a local folder (e.g. a sentence-transformers "
-        "or transformers save), or leave it unset to use the packaged all-MiniLM-L6-v2"
-    )
+def resolve_model_path(name_or_path: str | os.PathLike | None, setting: str = "student.encoder") -> str:
+    """A local model folder for a setting (folder, packaged name or hub id); None means the packaged MiniLM."""
+    return resolve_model(name_or_path, setting)
 
 
 def load_sentence_transformer(path: str):
@@ -64,7 +47,6 @@ def load_sentence_transformer(path: str):
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
-    set_offline()
     set_torch_threads()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging

@@ -26,14 +26,14 @@ def make_student(
 ) -> BaseStudent:
     """A new, unfitted student; the loop calls this every round.
 
-    model_path (training.model_path) is the transformer's base model; the encoder of the
-    embedding-head and setfit students is settings.encoder, falling back to model_path.
+    model_path is the base model of every type (the runner passes student.encoder, else
+    training.model_path): the embedding-head's encoder, SetFit's body, the transformer fine-tuned.
     """
     check_balancing(balancing)
     s = settings
     seed = s.seed if s else 0
     max_len = s.max_seq_length if s else None
-    encoder = (s.encoder if s else None) or model_path
+    encoder = model_path or (s.encoder if s else None)
     if kind == "embedding-head":
         from labelloop.classify.embedding_head import EmbeddingHeadStudent
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes, isolated_rng
-from labelloop.classify.encoder import resolve_model_path, set_offline, set_torch_threads
+from labelloop.classify.encoder import resolve_model_path, set_torch_threads
 from labelloop.classify.head import fit_head, head_proba
 
 
@@ -54,7 +54,6 @@ class SetFitStudent(BaseStudent):
 
     def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
         path = resolve_model_path(self.encoder_path)
-        set_offline()
         set_torch_threads()
         from sentence_transformers import SentenceTransformer
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes, class_weights, isolated_rng, oversample_indices
-from labelloop.classify.encoder import resolve_model_path, set_offline, set_torch_threads
+from labelloop.classify.encoder import resolve_model_path, set_torch_threads
 from labelloop.errors import ModelNotAvailableError
 
 
@@ -60,10 +60,9 @@ class TransformerStudent(BaseStudent):
         self.weight_decay = weight_decay
 
     def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
-        source = hf_model_dir(resolve_model_path(self.model_path))
+        source = hf_model_dir(resolve_model_path(self.model_path, "training.model_path"))
         import torch
 
-        set_offline()
         set_torch_threads()
         with isolated_rng(self.seed):
             model, tokenizer = _load(source, classes, fresh_head=True)
@@ -136,7 +135,6 @@ class TransformerStudent(BaseStudent):
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TransformerStudent":
         """A fitted student from a folder written by save()."""
-        set_offline()
         set_torch_threads()
         folder = Path(path)
         meta = fmt.read_meta(folder)

@@ -11,14 +11,13 @@ is the real count and never exceeds `chunk_size`.
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from labelloop.errors import ModelNotAvailableError
-from labelloop.models import default_encoder_path
+from labelloop.models import resolve_model
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+|\s*\n\s*")
@@ -31,14 +30,15 @@ Unit = tuple[int, int, int, bool]  # start, end (chars), n_tokens, count is exac
 
 
 def load_tokenizer(path: str | None = None) -> Any:
-    """The student's fast HF tokenizer, loaded offline (cached per folder); default: the packaged MiniLM."""
-    return _load_tokenizer(str(Path(path or default_encoder_path()).resolve()))
+    """The student's fast HF tokenizer (cached per folder); default: the packaged MiniLM.
+
+    `path` is a folder, a packaged model name or a model-hub id (labelloop.models.resolve_model).
+    """
+    return _load_tokenizer(str(Path(resolve_model(path)).resolve()))
 
 
 @lru_cache(maxsize=4)
 def _load_tokenizer(path: str) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     folder = _tokenizer_folder(Path(path))
     from transformers import AutoTokenizer
 

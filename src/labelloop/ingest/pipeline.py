@@ -104,7 +104,7 @@ class _Run:
         self.root = Path(config.path.input_dir)
         self.store = store
         self.text_column = text_column
-        self.chunker = Chunker(load_tokenizer(config.student.encoder), config.system.chunk_size)
+        self.chunker = Chunker(load_tokenizer(config.student_model), config.system.chunk_size)
         self.report = IngestReport(input_dir=str(self.root))
         self.pending: list[tuple[_FileState, Document]] = []
         self.pending_chars = 0

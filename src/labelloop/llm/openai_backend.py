@@ -316,6 +316,8 @@ class OpenAIBackend:
         return text
 
     def _fmt(self) -> AnswerFormat:
+        if self.prompts.answer_style == "index":
+            return "index"  # the user's Augmentoolkit prompt asks for reasoning, then `Final label: <index>`
         return "json" if self._structured else "text"
 
     async def generate(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Generation:
@@ -381,7 +383,7 @@ class OpenAIBackend:
             except _Malformed as exc:
                 raise LLMError(f"the server at {self.base_url} (model {self.model}) gave an unusable answer: {exc}") from None
             try:
-                found = parse_label_span(raw, classes)
+                found = _parse(raw, classes, fmt)
                 break
             except ParseError as exc:
                 error = str(exc)
@@ -393,8 +395,8 @@ class OpenAIBackend:
             return Classification(label=None, probs=None, raw=raw,
                                   reason=f"no class in {1 + PARSE_RETRIES} replies; last problem: {error}",
                                   attempts=stats.attempts, faults=dict(stats.faults), **common)
-        label, offset = found
-        probs = self._logprob_probs(resp, raw, label, offset, classes)
+        label, offset, names = found
+        probs = self._logprob_probs(resp, raw, label, offset, classes, names)
         if probs is None and self.settings.samples > 1:
             label, probs = await self._agreement(first, classes, fmt, label, stats)
             common.update(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens)
@@ -410,7 +412,7 @@ class OpenAIBackend:
         async def one() -> str | None:
             body = self._body(messages, classes, fmt, temperature=temperature, logprobs=False)
             try:
-                return parse_label_span(self._text(await self._send(body, stats)), classes)[0]
+                return _parse(self._text(await self._send(body, stats)), classes, fmt)[0]
             except (ParseError, _Malformed):
                 return None
 
@@ -423,8 +425,11 @@ class OpenAIBackend:
         return winner, {c: votes.get(c, 0) / total for c in classes}
 
     def _logprob_probs(self, resp: Any, raw: str, label: str, offset: int | None,
-                       classes: list[str]) -> dict[str, float] | None:
-        """Class probabilities from the top logprobs of the answer's first token, if the server sent them."""
+                       classes: list[str], names: list[str]) -> dict[str, float] | None:
+        """Class probabilities from the top logprobs of the answer's first token, if the server sent them.
+
+        names[i] is how the reply writes class i: its name, or its index in Augmentoolkit's style.
+        """
         if offset is None or resp is None:
             return None
         tokens = _token_alternatives(resp.choices[0], self.completion_mode)
@@ -447,7 +452,7 @@ class OpenAIBackend:
             t = _clean_token(alt)
             if not t or alt_lp is None:
                 continue
-            matches = [c for c in classes if c.lower().startswith(t)]
+            matches = [c for c, name in zip(classes, names) if name.lower().startswith(t)]
             if not matches:
                 continue
             if label in matches and t == emitted:
@@ -458,6 +463,24 @@ class OpenAIBackend:
         if total <= 0 or mass[label] <= 0:
             return None
         return {c: m / total for c, m in mass.items()}
+
+
+def _parse(raw: str, classes: list[str], fmt: AnswerFormat) -> tuple[str, int | None, list[str]]:
+    """(label, offset of its answer in raw, how the reply names each class) or ParseError."""
+    if fmt == "index":
+        from labelloop.llm.message_files import final_label_span
+
+        found = final_label_span(raw, classes)
+        if found is None:
+            raise ParseError(
+                f"no `Final label: <index>` line names one of the classes "
+                f"{', '.join(f'{i}. {c}' for i, c in enumerate(classes))}"
+            )
+        label, offset, said = found
+        by_index = said.isdigit()
+        return label, offset, [str(i) for i in range(len(classes))] if by_index else list(classes)
+    label, offset = parse_label_span(raw, classes)
+    return label, offset, list(classes)
 
 
 def _clean_token(token: str) -> str:

@@ -24,7 +24,7 @@ import jinja2
 from labelloop.errors import LabelloopError
 from labelloop.llm.base import LabelTask
 
-AnswerFormat = Literal["json", "text"]
+AnswerFormat = Literal["json", "text", "index"]
 TRUNCATION_MARK = "\n[... truncated]"
 
 DEFAULT_TEMPLATES: dict[str, str] = {
@@ -84,20 +84,38 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, ke
 
 
 class PromptSet:
-    """The templates in use: defaults, overridden by files in the given folders (first wins)."""
+    """The prompts in use: built-in templates, overridden by files in the given folders (first wins).
+
+    A folder may hold labelloop's own templates (`label_system.txt`, ...: Jinja2) or
+    Augmentoolkit's message files (`create_labels_for_chunk.yaml`, `create_rules_for_desc.yaml`:
+    whole conversations, see labelloop.llm.message_files). Every file in a folder is either
+    used or named in `notes` with the reason it is not, so a custom prompt is never ignored
+    silently.
+    """
 
     def __init__(self, dirs: Sequence[str | Path | None] = ()):
+        from labelloop.llm import message_files as mf
+
         self.sources: dict[str, str] = {}
+        self.notes: list[str] = []
+        self.label_messages: mf.MessageTemplate | None = None
+        self.rules_messages: mf.MessageTemplate | None = None
+        folders = _folders(dirs, self.notes)
         texts = dict(DEFAULT_TEMPLATES)
         for name in DEFAULT_TEMPLATES:
-            for folder in dirs:
-                if folder is None:
-                    continue
-                path = Path(folder) / f"{name}.txt"
+            for folder in folders:
+                path = folder / f"{name}.txt"
                 if path.is_file():
                     texts[name] = path.read_text(encoding="utf-8")
                     self.sources[name] = str(path)
                     break
+        for filename, attr in ((mf.LABELS_FILE, "label_messages"), (mf.RULES_FILE, "rules_messages")):
+            for folder in folders:
+                if (folder / filename).is_file():
+                    setattr(self, attr, mf.load_template(folder / filename))
+                    self.sources[filename] = str(folder / filename)
+                    break
+        self._note_unused(folders)
         self.templates: dict[str, jinja2.Template] = {}
         for name, text in texts.items():
             try:
@@ -111,11 +129,33 @@ class PromptSet:
         digest = hashlib.sha256()
         for name in sorted(texts):
             digest.update(f"{name}\0{texts[name]}\0".encode())
+        for template in (self.label_messages, self.rules_messages):
+            if template is not None:
+                digest.update(f"{template.path.name}\0{template.messages!r}\0".encode())
         self.fingerprint = digest.hexdigest()[:16]
+
+    def _note_unused(self, folders: list[Path]) -> None:
+        from labelloop.llm import message_files as mf
+
+        known = {f"{n}.txt" for n in DEFAULT_TEMPLATES} | {mf.LABELS_FILE, mf.RULES_FILE}
+        used = set(self.sources.values())
+        for folder in folders:
+            for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+                if path.name.startswith("label_") and self.label_messages is not None:
+                    why = f"{self.label_messages.path} replaces the whole labeling conversation"
+                elif path.name.startswith("rules_") and self.rules_messages is not None:
+                    why = f"{self.rules_messages.path} replaces the whole rules conversation"
+                elif str(path) in used:
+                    continue
+                elif path.name not in known:
+                    why = f"not a prompt labelloop knows (it reads {', '.join(sorted(known))})"
+                else:
+                    why = f"{self.sources.get(path.name) or self.sources.get(path.stem)} comes first"
+                self.notes.append(f"prompt file {path} is not used: {why}")
 
     @classmethod
     def from_config(cls, config) -> PromptSet:
-        """Templates from config.path.prompts, then config.path.default_prompts."""
+        """Prompts from config.path.prompts, then config.path.default_prompts."""
         return cls([config.path.prompts, config.path.default_prompts])
 
     def render(self, name: str, **values) -> str:
@@ -127,6 +167,28 @@ class PromptSet:
                 f"prompt template {where}: {exc.message}; the variables available are listed in "
                 "labelloop/llm/prompts.py"
             ) from None
+
+    @property
+    def answer_style(self) -> str:
+        """How label replies are written: 'index' (Augmentoolkit's `Final label: 0`) or 'name'."""
+        return "index" if self.label_messages is not None else "name"
+
+
+def _folders(dirs: Sequence[str | Path | None], notes: list[str]) -> list[Path]:
+    """The prompt folders that exist, each once, in order; a named folder that is missing is noted."""
+    out: list[Path] = []
+    for folder in dirs:
+        if folder is None:
+            continue
+        path = Path(folder)
+        if not path.is_dir():
+            note = f"prompt folder {path} does not exist; labelloop's built-in prompts are used"
+            if note not in notes:
+                notes.append(note)
+            continue
+        if path.resolve() not in [p.resolve() for p in out]:
+            out.append(path)
+    return out
 
 
 DEFAULT_PROMPTS = PromptSet()
@@ -179,8 +241,10 @@ def truncate(text: str, max_chars: int) -> str:
 # ---------------------------------------------------------------- messages
 
 
-def answer_text(label: str, answer_format: AnswerFormat) -> str:
+def answer_text(label: str, answer_format: AnswerFormat, classes: Sequence[str] = ()) -> str:
     """How the assistant answers in the chosen format (used for few-shot turns)."""
+    if answer_format == "index":
+        return f"Final label: {list(classes).index(label)}"
     if answer_format == "json":
         return json.dumps({"label": label}, ensure_ascii=False)
     return f"Final label: {label}"
@@ -192,6 +256,8 @@ def build_label_messages(
     """System prompt (task, classes, rules, format), few-shot turns, then the fenced document."""
     prompts = prompts or DEFAULT_PROMPTS
     classes = list(task.classes)
+    if prompts.label_messages is not None:
+        return _file_label_messages(task, prompts)
     system = prompts.render(
         "label_system", description=task.description, classes=classes, rules=task.rules or "(none yet)",
         answer_format=answer_format,
@@ -206,10 +272,32 @@ def build_label_messages(
     return messages
 
 
+def _file_label_messages(task: LabelTask, prompts: PromptSet) -> list[dict]:
+    """The user's Augmentoolkit labeling conversation, filled; reviewed examples go before the chunk."""
+    from labelloop.llm.message_files import numbered
+
+    template = prompts.label_messages
+    classes = list(task.classes)
+    values = {"classes": numbered(classes), "rules": task.rules or "(none yet)"}
+    messages = template.render(**values, text=fence(task.text))
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    shots: list[dict] = []
+    for example in task.examples:
+        shots.append({"role": "user", "content": template.render_last_user(**values, text=fence(example.text))})
+        shots.append({"role": "assistant", "content": answer_text(example.label, "index", classes)})
+    return messages[:last_user] + shots + messages[last_user:]
+
+
 def correction_message(error: str, classes: Sequence[str], answer_format: AnswerFormat,
                        prompts: PromptSet | None = None) -> dict:
     """The user turn that shows the model why its last reply could not be read."""
     prompts = prompts or DEFAULT_PROMPTS
+    if answer_format == "index":
+        from labelloop.llm.message_files import numbered
+
+        return {"role": "user", "content": (
+            f"Your answer could not be read: {error}\nEnd your reply with a line `Final label: <index>`, where "
+            f"<index> is the number of one of these classes:\n{numbered(classes)}")}
     return {"role": "user", "content": prompts.render(
         "correction", error=error, classes=list(classes), answer_format=answer_format)}
 
@@ -220,6 +308,11 @@ def build_rules_messages(
     """Ask for numbered rules with a default class and edge cases, given a few sample chunks."""
     prompts = prompts or DEFAULT_PROMPTS
     classes = list(classes)
+    if prompts.rules_messages is not None:
+        from labelloop.llm.message_files import numbered
+
+        listed = numbered(classes)
+        return prompts.rules_messages.render(class_list=listed, classes_list=listed, classes_desc=description)
     return [
         {"role": "system", "content": prompts.render("rules_system", description=description, classes=classes)},
         {"role": "user", "content": prompts.render(

@@ -29,11 +29,31 @@ def with_backend(config: Config, role: str, fn: Callable[[Any], Awaitable[Any]])
     return asyncio.run(main())
 
 
+def prompt_notes(config: Config) -> list[str]:
+    """One line per prompt file that this run does not use, and why (custom prompts are never ignored silently)."""
+    from labelloop.llm.prompts import PromptSet
+
+    prompts = PromptSet.from_config(config)
+    notes = list(prompts.notes)
+    if prompts.label_messages is not None:
+        for role in ("small", "large"):
+            if resolve_llm(config, role).mode != "api":  # type: ignore[arg-type]
+                notes.append(
+                    f"prompt file {prompts.label_messages.path} is not used by the {role} model: it runs embedded "
+                    "(llama.cpp), which scores the class names with its own prompt; give that role mode: api "
+                    "to label with this file")
+    if prompts.rules_messages is not None and resolve_llm(config, "large").mode != "api":
+        notes.append(f"prompt file {prompts.rules_messages.path} is used by the embedded large model as a plain "
+                     "completion prompt (no chat turns)")
+    return notes
+
+
 def ensure_rules(config: Config, store: Store, samples: Sequence[str]) -> Rules:
     """The latest rules; the large model writes version 1 if there are none yet."""
     rules = store.rules()
     if rules is not None:
         return rules
+    from labelloop.llm.prompts import PromptSet
     from labelloop.llm.rules import create_rules
 
     return with_backend(
@@ -44,6 +64,7 @@ def ensure_rules(config: Config, store: Store, samples: Sequence[str]) -> Rules:
             description=config.classification.desc,
             classes=config.classes,
             samples=list(samples),
+            prompts=PromptSet.from_config(config),
         ),
     )
 

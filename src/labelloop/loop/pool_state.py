@@ -29,7 +29,7 @@ def encode(config: Config, store: Store, chunks: Sequence[Chunk], student_input)
     """The student encoder's embeddings of these chunks as the student sees them (cached in the store)."""
     from labelloop.classify.encoder import Encoder
 
-    enc = Encoder(config.student.encoder, cache=store, max_seq_length=config.student.max_seq_length)
+    enc = Encoder(config.student_model, cache=store, max_seq_length=config.student.max_seq_length)
     return enc.encode(student_input([c.text for c in chunks]))
 
 

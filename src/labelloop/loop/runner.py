@@ -48,6 +48,12 @@ def run(config: Config, *, console: Console | None = None, progress: bool = True
 
 def _run(config: Config, store: Store, console: Console, progress: bool) -> RunResult:
     out = config.output_dir
+    from labelloop.loop.labeling import prompt_notes
+
+    for note in prompt_notes(config):
+        console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+    # Before anything is paid for: the student's base model must be here (or on a reachable hub).
+    base = _student_base(config)
 
     console.rule("[bold]1. Ingest")
     from labelloop.ingest.pipeline import ingest
@@ -79,6 +85,7 @@ def _run(config: Config, store: Store, console: Console, progress: bool) -> RunR
     from labelloop.loop.training import train_round
 
     console.rule("[bold]4. Bootstrap loop")
+    console.print(f"Student: {describe_student(config, base)}", highlight=False)
     console.print(f"Sampling: {sampler}; stopping: {'; '.join(str(s) for s in stops)}")
     n, reason = 1, ""
     while True:
@@ -113,6 +120,34 @@ def _run(config: Config, store: Store, console: Console, progress: bool) -> RunR
     return RunResult(store.iterations(), reason, final_model)
 
 
+_STUDENT_KINDS = {
+    "embedding-head": "frozen sentence embeddings + logistic-regression head",
+    "setfit": "SetFit: contrastive fine-tuning of the embedding model, then a logistic-regression head",
+    "transformer": "the base model fine-tuned end to end as a sequence classifier",
+}
+
+
+def _student_base(config: Config) -> str:
+    """The local folder of the student's base model; a model that is not here stops the run (exit 2)."""
+    from labelloop.models import resolve_model
+
+    return resolve_model(config.student_model, config.student_model_setting)
+
+
+def describe_student(config: Config, folder: str) -> str:
+    """One line: which student type trains, on which base model, and where that came from."""
+    kind = config.student.type
+    if config.student_model:
+        base = f"{config.student_model} ({config.student_model_setting})"
+    else:
+        base = "all-MiniLM-L6-v2 (packaged default)"
+    line = f"{kind} ({_STUDENT_KINDS.get(kind, kind)}) on {base}"
+    if config.training.model_path and kind != "transformer" and not config.student.encoder:
+        line += ("; Augmentoolkit fine-tunes training.model_path, labelloop embeds with it: set student.type: "
+                 "transformer for Augmentoolkit's behaviour")
+    return line
+
+
 def _pin_classes(store: Store, config: Config) -> None:
     stored = store.get_meta("classes")
     if stored is not None and stored != config.classes:
@@ -123,7 +158,7 @@ def _pin_classes(store: Store, config: Config) -> None:
     store.set_meta("classes", config.classes)
     store.set_meta("truncation_type", config.training.truncation_type)
     store.set_meta("student_max_tokens", (config.student.max_seq_length or 256) - 2)
-    store.set_meta("student_encoder", config.student.encoder)
+    store.set_meta("student_encoder", config.student_model)
 
 
 def _ensure_test_split(config: Config, store: Store, console: Console) -> list:
@@ -213,7 +248,7 @@ def _embedder(config: Config, store: Store):
         if "enc" not in cache:
             from labelloop.classify.encoder import Encoder
 
-            cache["enc"] = Encoder(config.student.encoder, cache=store, max_seq_length=config.student.max_seq_length)
+            cache["enc"] = Encoder(config.student_model, cache=store, max_seq_length=config.student.max_seq_length)
         return cache["enc"].encode(texts)
 
     return embed
@@ -222,4 +257,4 @@ def _embedder(config: Config, store: Store):
 def _student_input(config: Config):
     from labelloop.loop.student_input import make_student_input
 
-    return make_student_input(config.student.encoder, config.student.max_seq_length, config.training.truncation_type)
+    return make_student_input(config.student_model, config.student.max_seq_length, config.training.truncation_type)

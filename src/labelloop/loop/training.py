@@ -110,14 +110,12 @@ def train_round(config: Config, store: Store, n: int, student_input) -> dict:
 
 
 def new_student(config: Config, cache=None):
-    """A fresh student for this config. training.model_path is the `transformer` student's base
-    model (Augmentoolkit's meaning); the embedding students use student.encoder."""
+    """A fresh student for this config, on its base model (student.encoder, else training.model_path)."""
     from labelloop.classify import make_student
 
-    model_path = config.training.model_path if config.student.type == "transformer" else None
     return make_student(
         config.student.type, config.classes, settings=config.student,
-        model_path=model_path, cache=cache, balancing=config.balancing.mode,
+        model_path=config.student_model, cache=cache, balancing=config.balancing.mode,
     )
 
 
@@ -150,7 +148,7 @@ def _out_of_sample(config: Config, store: Store, texts: list[str], labels: list[
     if not texts:
         return np.zeros((0, len(config.classes)))
     return out_of_sample_probs(
-        texts, labels, config.classes, encoder_path=config.student.encoder, cache=store,
+        texts, labels, config.classes, encoder_path=config.student_model, cache=store,
         max_seq_length=config.student.max_seq_length, seed=config.student.seed,
     )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +69,10 @@ def split_by_spans(text: str, kept: list[tuple[int, int]]) -> list[Segment]:
 @functools.lru_cache(maxsize=2)
 def _tokenizer(encoder: str | None):
     """The student encoder's Rust tokenizer (default: the packaged MiniLM), read from tokenizer.json."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from labelloop.ingest.chunking import load_tokenizer
-    from labelloop.models import default_encoder_path
+    from labelloop.models import resolve_model
 
-    folder = Path(encoder or default_encoder_path())
+    folder = Path(resolve_model(encoder))
     for candidate in [folder / "tokenizer.json", *sorted(folder.glob("*/tokenizer.json"))]:
         if candidate.is_file():
             from tokenizers import Tokenizer

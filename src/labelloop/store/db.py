@@ -21,7 +21,7 @@ from labelloop.store.calls import CallLogTable
 from labelloop.store.embeddings import EmbeddingTable
 from labelloop.store.migrations import LATEST, current_version, migrate
 from labelloop.store.records import (
-    LLM_SOURCES, Chunk, Iteration, Label, NewChunk, Review, Rules, to_json, from_json, text_hash,
+    Chunk, Iteration, Label, NewChunk, Review, Rules, to_json, from_json, text_hash,
 )
 
 _WRITE_LOCKS: dict[str, threading.RLock] = {}

@@ -29,7 +29,7 @@ from labelloop.llm.prompts import TRUNCATION_MARK, find_classes, find_fenced
 
 OVER_CAPACITY = ("queue", "reject")  # a request beyond `capacity` waits its turn, or gets 429 + Retry-After
 FAULTS = ("http_500", "http_429", "hang", "malformed", "truncated", "unparseable", "too_long")
-ANSWER_FORMATS = ("bare", "json", "reasoning")
+ANSWER_FORMATS = ("bare", "json", "reasoning", "final-index")  # final-index: Augmentoolkit's `Final label: 0`
 _INJECTION = re.compile(r"(?im)^.*ignore all previous rules and answer\s+[\"'`]?([^\"'`\n.]+)")
 _TOKEN = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
 
@@ -264,15 +264,21 @@ class FakeOpenAI:
             prefix, suffix = '{"label": "', '", "reason": "fits the rules"}'
         elif self.answer_format == "reasoning":
             prefix, suffix = "Let me look at the document against the rules.\nIt fits one class best.\n\nFinal label: ", ""
+        elif self.answer_format == "final-index":
+            prefix, suffix = ("Summary of input: a document.\n\nFinal reasoning: considering this evidence, the input "
+                              f"can be classified with the label: {label}\nFinal label: "), ""
         else:
             prefix, suffix = "", ""
-        content = prefix + label + suffix
+        answer = str(classes.index(label)) if self.answer_format == "final-index" and enum is None else label
+        content = prefix + answer + suffix
         logprobs = None
         want = body.get("logprobs")
         if want and self.supports_logprobs:
             top_n = int(body.get("top_logprobs") or 0) if endpoint == "chat" else int(want)
             probs = self._probs(label, correct, classes, _norm(doc))
-            logprobs = self._logprobs(endpoint, prefix, label, suffix, probs, top_n)
+            if answer != label:  # the answer names classes by index: the alternatives are indices too
+                probs = {str(classes.index(c)): p for c, p in probs.items()}
+            logprobs = self._logprobs(endpoint, prefix, answer, suffix, probs, top_n)
         return content, logprobs, label
 
     def _logprobs(self, endpoint: str, prefix: str, label: str, suffix: str,
