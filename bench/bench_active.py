@@ -88,17 +88,15 @@ def base_project(tmp: Path, name: str, pool, test, llm: dict, seed: int, quick: 
     """Ingest the pool once and embed every chunk and gold test text into its project file."""
     from labelloop.classify.encoder import Encoder
     from labelloop.ingest.pipeline import ingest
-    from labelloop.loop.student_input import make_student_input
+    from labelloop.classify.student_input import StudentInput
     from labelloop.store import Store
 
     _, classes, desc = DATASETS[name]
     config = project(tmp, pool, classes, desc, llm, quick, seed)
     store = Store(config.db_path)
     ingest(config, store, progress=False)
-    prepare = make_student_input(config.student.encoder, config.student.max_seq_length,
-                                 config.training.truncation_type)
-    enc = Encoder(config.student.encoder, cache=SharedCache(store, Store(CACHE)),
-                  max_seq_length=config.student.max_seq_length)
+    prepare = StudentInput.from_config(config)
+    enc = Encoder(config.student_model, cache=SharedCache(store, Store(CACHE)), max_seq_length=prepare.max_length)
     enc.encode(prepare([c.text for c in store.chunks()]))
     X_test = enc.encode(prepare([t for t, _ in test]))
     store.close()
@@ -185,7 +183,7 @@ def flag_quality(config, store, its, X_test, gold, prepare, *, large_fake, seed:
         """Gold accuracy of the same student retrained with some labels fixed."""
         from labelloop.classify.head import head_proba
 
-        student = new_student(config, cache=store)
+        student = new_student(config, prepare, cache=store)
         ids = [c.id for c in data.train]
         student.fit(prepare([texts[i] for i in ids]), [fixes.get(i, labels[i]) for i in ids])
         pred = [student.classes_[i] for i in np.argmax(head_proba(X_test, student.coef_, student.intercept_), axis=1)]

@@ -81,12 +81,14 @@ def one_dataset(name: str, ks: list[int], seeds: list[int], n: int, students: li
                 setfit_iterations: int, n_ctx: int, cache) -> dict:
     from labelloop.config import LLMSection
     from labelloop.llm.embedded import EmbeddedBackend
-    from labelloop.loop.student_input import make_student_input
+    from labelloop.classify.student_input import StudentInput, default_max_length
+    from labelloop.models import default_encoder_path
 
     loader, classes, desc = DATASETS[name]
     pool, test = loader()
     items = held_out(test, n)
-    prepare = make_student_input(None, None, "head-tail")
+    prepare = StudentInput(encoder=None, max_length=default_max_length(default_encoder_path()), truncation="head-tail",
+                           chunk_size=256, classes=tuple(classes))
     backend = EmbeddedBackend(LLMSection(mode="embedded", n_ctx=n_ctx), max_doc_tokens=256)
     curves: dict[str, dict[str, list[float]]] = {"LLM few-shot (Gemma 3 270M)": {}}
     curves.update({s: {} for s in students})

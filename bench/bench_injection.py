@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import environment, write_results  # noqa: E402
-from tests.bbc import bbc_docs  # noqa: E402
+from tests.helpers.bbc import bbc_docs  # noqa: E402
 
 from labelloop.config import LLMSection  # noqa: E402
 from labelloop.llm.base import LabelTask  # noqa: E402

@@ -96,7 +96,7 @@ def teacher_on_gold(config, store, texts: list[str], warmup: bool = False) -> tu
     (an embedded model loads its weights on the first call).
     """
     from labelloop.llm.labeler import build_task
-    from labelloop.loop.labeling import with_backend
+    from labelloop.loop.labeling import Teachers
 
     rules = store.rules()
     seconds = []
@@ -117,7 +117,7 @@ def teacher_on_gold(config, store, texts: list[str], warmup: bool = False) -> tu
         seconds.append(time.perf_counter() - t0)
         return out
 
-    results = with_backend(config, "large", label_all)
+    results = Teachers(config).run("large", label_all)
     # an unparseable reply counts as wrong: give it a label no class has
     return [r.label if r.label else "(unlabeled)" for r in results], len(texts) / seconds[0]
 
@@ -156,8 +156,8 @@ def onnx_int8_rate(model_dir: str, texts: list[str], prepare) -> tuple[list[str]
     """The same student after `labelloop export --onnx --int8` (a copy of its folder): predictions and chunks/s."""
     import shutil
 
-    from labelloop.classify.onnx_runtime import OnnxStudent
-    from labelloop.onnx_export import export_onnx
+    from labelloop.serving.onnx_runtime import OnnxStudent
+    from labelloop.serving.onnx_export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "student"
@@ -176,7 +176,7 @@ def gold_student_acc(config, store, chunks, gold_by_id, prepare, test_texts, tes
     """The same student class trained on the same chunks with their gold labels."""
     from labelloop.loop.training import new_student
 
-    student = new_student(config, cache=store)
+    student = new_student(config, prepare, cache=store)
     student.fit(prepare([c.text for c in chunks]), [gold_by_id[c.id] for c in chunks])
     return float(np.mean([p == g for p, g in zip(student.predict(prepare(test_texts)), test_gold)]))
 
@@ -220,10 +220,9 @@ def one_case(name: str, teacher: str, quick: bool, seed: int, review: bool, rate
             store = Store(config.db_path)
             its = [it for it in store.iterations() if it.status == "done"]
             last = its[-1]
-            from labelloop.loop.student_input import make_student_input
+            from labelloop.classify.student_input import StudentInput
 
-            prepare = make_student_input(config.student.encoder, config.student.max_seq_length,
-                                         config.training.truncation_type)
+            prepare = StudentInput.load(result.final_model)
             test_texts, test_gold = [t for t, _ in test], [lab for _, lab in test]
             gold_by_id = {c.id: c.metadata.get("gold") for c in store.chunks()}
 

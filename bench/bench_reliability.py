@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import RESULTS, environment, write_results  # noqa: E402
-from tests.test_reliability_bad_input import LABELLOOP, peak_rss_kb, write_big_text, write_config  # noqa: E402
+from tests.helpers.projects import LABELLOOP, peak_rss_kb, write_big_text, write_config  # noqa: E402
 
 TESTS = ["tests/test_reliability_faults.py", "tests/test_reliability_kills.py", "tests/test_reliability_bad_input.py"]
 

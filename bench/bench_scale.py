@@ -29,8 +29,8 @@ from common import environment, write_results  # noqa: E402
 
 from labelloop.classify.embedding_head import EmbeddingHeadStudent  # noqa: E402
 from labelloop.classify.head import head_proba  # noqa: E402
-from labelloop.onnx_export import export_onnx  # noqa: E402
-from labelloop.predict import load_predictor, predict_path, read_inputs, student_input_for  # noqa: E402
+from labelloop.serving.onnx_export import export_onnx  # noqa: E402
+from labelloop.serving.predict import load_predictor, predict_path, read_inputs, student_input_for  # noqa: E402
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -79,7 +79,7 @@ def breakdown(model_dir: Path, corpus: Path, runtime: str) -> dict:
     prepare = student_input_for(model_dir)
     t["load"] = time.perf_counter() - start
     start = time.perf_counter()
-    rows = read_inputs(corpus, encoder=str(model_dir / "body"))
+    rows = read_inputs(corpus, prepare)
     t["read+chunk"] = time.perf_counter() - start
     texts = [r["text"] for r in rows]
     start = time.perf_counter()
@@ -131,7 +131,7 @@ def timed_single(model_dir: Path, corpus: Path, out: Path, runtime: str) -> dict
 
 
 def timed_ray(model_dir: Path, corpus: Path, out: Path, runtime: str, workers: int) -> dict:
-    from labelloop.scale.ray_predict import predict_ray
+    from labelloop.serving.ray_predict import predict_ray
 
     start = time.perf_counter()
     n = predict_ray(model_dir, corpus, out, workers=workers, runtime=runtime)

@@ -70,7 +70,7 @@ def retrain_and_score(config, store, n: int, prepare, test_texts: list[str], tes
     from labelloop.loop.training import fit_student, round_data
 
     data = round_data(store, n)
-    student, _, _ = fit_student(config, store, data, prepare([c.text for c in data.train]))
+    student = fit_student(config, store, data, prepare).student
     pred = student.predict(prepare(test_texts))
     return float(np.mean([p == g for p, g in zip(pred, test_gold)]))
 

@@ -30,6 +30,8 @@ from labelloop.testing.fake_openai import FakeOpenAI
 FIXTURES = Path(__file__).parent / "fixtures" / "augmentoolkit"
 LABELLOOP = str(Path(sys.executable).parent / "labelloop")
 CLASSES = ["cruise", "not cruise"]
+unit = pytest.mark.unit
+e2e = pytest.mark.e2e
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -96,6 +98,7 @@ def stand_in_hub_cache(cache: Path, repo_id: str) -> None:
 # ------------------------------------------------------------------ the config file
 
 
+@unit
 def test_fixtures_are_the_upstream_files():
     upstream = (FIXTURES / "config.upstream.yaml").read_bytes()
     filled = (FIXTURES / "config.yaml").read_bytes()
@@ -107,6 +110,7 @@ def test_fixtures_are_the_upstream_files():
     assert upstream.endswith(b"meta_datagen_extras:")  # the empty key this issue is about
 
 
+@e2e
 def test_placeholders_are_named_without_a_traceback(tmp_path):
     shutil.copy(FIXTURES / "config.upstream.yaml", tmp_path / "config.yaml")
     with pytest.raises(ConfigError) as info:
@@ -120,6 +124,7 @@ def test_placeholders_are_named_without_a_traceback(tmp_path):
     assert "api.large_api_key: still !!PLACEHOLDER!!" in res.stderr and "Traceback" not in res.stderr + res.stdout
 
 
+@unit
 def test_filled_config_loads_with_augmentoolkit_meanings(tmp_path):
     shutil.copytree(FIXTURES, tmp_path, dirs_exist_ok=True)
     (tmp_path / "inputs" / "cruises").mkdir(parents=True)
@@ -144,6 +149,7 @@ def _augmentoolkit_keys() -> list[tuple[str, str]]:
 REQUIRED = {("classification", "classes"), ("classification", "desc"), ("path", "input_dir"), ("path", "output_dir")}
 
 
+@unit
 @pytest.mark.parametrize(("section", "key"), _augmentoolkit_keys())
 def test_every_key_left_empty_keeps_augmentoolkits_meaning(tmp_path, section, key):
     shutil.copytree(FIXTURES, tmp_path, dirs_exist_ok=True)
@@ -173,6 +179,7 @@ def test_every_key_left_empty_keeps_augmentoolkits_meaning(tmp_path, section, ke
     assert getattr(getattr(cfg, section), key) == default
 
 
+@unit
 def test_an_empty_section_keeps_every_default(tmp_path):
     shutil.copytree(FIXTURES, tmp_path, dirs_exist_ok=True)
     (tmp_path / "inputs" / "cruises").mkdir(parents=True)
@@ -182,6 +189,7 @@ def test_an_empty_section_keeps_every_default(tmp_path):
     assert load_config(tmp_path / "config.yaml").meta_datagen.do_meta_datagen is False
 
 
+@unit
 def test_an_unknown_yaml_tag_is_named(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "c.yaml").write_text("classification:\n  classes: [a, b]\n  desc: !!mystery d\n"
@@ -193,6 +201,7 @@ def test_an_unknown_yaml_tag_is_named(tmp_path):
 # ------------------------------------------------------------------ the prompt files
 
 
+@unit
 def test_label_prompt_file_is_filled_and_fences_the_text():
     prompts = PromptSet([FIXTURES / "prompts_classifier"])
     assert prompts.label_messages is not None and prompts.answer_style == "index"
@@ -210,6 +219,7 @@ def test_label_prompt_file_is_filled_and_fences_the_text():
     assert messages[-2]["content"] == "Final label: 1"  # the reviewed example, answered as Augmentoolkit answers
 
 
+@unit
 def test_rules_prompt_file_is_filled():
     prompts = PromptSet([FIXTURES / "prompts_classifier_local"])
     messages = build_rules_messages("Cruises versus other maritime news.", CLASSES, ["sample"], prompts)
@@ -219,6 +229,7 @@ def test_rules_prompt_file_is_filled():
     assert "Cruises versus other maritime news." in messages[1]["content"]
 
 
+@unit
 @pytest.mark.parametrize(("reply", "expected"), [
     ("Summary...\nFinal label: 1", "not cruise"),
     ("Final label: 0\nwait, no.\nFinal label: 1", "not cruise"),  # the last one counts
@@ -235,6 +246,7 @@ def test_final_label_is_read_as_augmentoolkit_reads_it(reply, expected):
     assert (found[0] if found else None) == expected
 
 
+@unit
 def test_unused_prompt_files_are_named(tmp_path):
     folder = tmp_path / "prompts"
     shutil.copytree(FIXTURES / "prompts_classifier_local", folder)
@@ -248,6 +260,7 @@ def test_unused_prompt_files_are_named(tmp_path):
     assert len(prompts.notes) == 3
 
 
+@unit
 def test_a_broken_prompt_file_names_the_file_and_field(tmp_path):
     from labelloop.errors import LabelloopError
 
@@ -264,6 +277,7 @@ def docs():
     return cruise_docs()
 
 
+@e2e
 def test_hub_model_not_here_stops_before_any_call(tmp_path, docs):
     """Augmentoolkit's model_path (distilbert-base-uncased) with the hub offline: exit 2, nothing spent."""
     with FakeOpenAI(gold=dict(docs), classes=CLASSES, answer_format="final-index") as fake:
@@ -278,6 +292,7 @@ def test_hub_model_not_here_stops_before_any_call(tmp_path, docs):
         assert fake.total == 0
 
 
+@e2e
 def test_augmentoolkit_config_runs_unchanged(tmp_path, docs):
     """The filled file, its prompt folder and its hub model name, end to end; only base_url points at our server."""
     stand_in_hub_cache(tmp_path / "hub", "distilbert-base-uncased")
@@ -307,6 +322,7 @@ def test_augmentoolkit_config_runs_unchanged(tmp_path, docs):
         assert "is not used" not in res.stdout
 
 
+@e2e
 def test_local_folder_model_path_trains(tmp_path, docs):
     from labelloop.models import default_encoder_path
 

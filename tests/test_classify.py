@@ -21,6 +21,8 @@ from labelloop.classify.encoder import Encoder, resolve_model_path
 from labelloop.models import default_encoder_path
 from labelloop.errors import LabelloopError, ModelNotAvailableError, NotFittedError
 
+pytestmark = pytest.mark.slow
+
 # Short texts: index 0 ("weather") is never in the training data of the missing-class test.
 CLASSES = ["weather", "sports", "food"]
 TEXTS = {

@@ -17,6 +17,8 @@ from labelloop.classify.transformer_student import TransformerStudent, hf_model_
 from labelloop.config import StudentSection
 from labelloop.errors import ModelNotAvailableError, NotFittedError
 
+pytestmark = pytest.mark.slow
+
 CLASSES = ["weather", "sports", "food"]  # "weather" (index 0) is left out of training on purpose
 TRAIN = {
     "sports": ["The striker scored twice in the second half.", "The team won the championship final.",

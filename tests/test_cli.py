@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 LABELLOOP = str(Path(sys.executable).parent / "labelloop")
 COMMANDS = ["init", "ingest", "status", "plan", "run", "rules", "predict", "serve", "review", "export-labels", "export"]
 

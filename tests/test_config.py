@@ -10,6 +10,8 @@ import yaml
 from labelloop.config import load_config, parse_config, resolve_llm
 from labelloop.errors import ConfigError
 
+pytestmark = pytest.mark.unit
+
 
 
 def minimal(tmp_path: Path, **overrides) -> dict:
@@ -106,9 +108,17 @@ def test_api_mode_needs_a_base_url_and_known_mode(tmp_path):
 
 
 def test_starter_config_is_valid(tmp_path):
-    from labelloop.starter import write_starter
+    from labelloop.project.starter import write_starter
 
     path = write_starter(tmp_path)
     cfg = load_config(path)
     assert cfg.classes == ["negative", "positive"]
     assert yaml.safe_load(path.read_text())["training"]["truncation_type"] == "head-tail"
+
+
+def test_null_keeps_its_meaning_for_labelloops_own_keys(tmp_path):
+    """Augmentoolkit's keys read null as "the default"; labelloop's own read it as "off"."""
+    raw = minimal(tmp_path, system={"probe_timeout_s": None, "chunk_size": None}, stopping={"kappa": None})
+    cfg = parse_config(raw, base_dir=tmp_path)
+    assert cfg.system.probe_timeout_s is None and cfg.stopping.kappa is None
+    assert cfg.system.chunk_size == 256

@@ -8,9 +8,11 @@ import json
 import pytest
 
 from labelloop.errors import LabelloopError
-from labelloop.export_labels import COLUMNS, export_labels
+from labelloop.project.export_labels import COLUMNS, export_labels
 from labelloop.store import NewChunk
-from tests.test_review_support import XSS_TEXT, make_project
+from tests.helpers.review_project import XSS_TEXT, make_project
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from labelloop.errors import ModelNotAvailableError
-from labelloop.ingest.chunking import Chunker, load_tokenizer
+from labelloop.ingest.chunking import Chunker, backend_of, load_tokenizer
 from labelloop.ingest.truncation import SEPARATOR, truncate
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +17,7 @@ def tok():
 
 
 def n_tokens(tok, text: str) -> int:
-    return len(tok(text, add_special_tokens=False)["input_ids"])
+    return len(backend_of(tok).encode(text, add_special_tokens=False).ids)
 
 
 def test_short_text_is_one_chunk(tok):

@@ -15,13 +15,15 @@ from labelloop.ingest.chunking import backend_of, load_tokenizer
 from labelloop.ingest.pipeline import file_sha256, ingest
 from labelloop.store import Store
 
-from .documents import make_docx, make_pdf
+from tests.helpers.documents import make_docx, make_pdf
 
 ARTICLE = (
     "Shares in the carmaker rose 4% after it reported record quarterly profits.\n\n"
     "The company said demand for electric models had doubled. Analysts were surprised.\n\n"
     "Its chief executive said the firm would open two new factories next year."
 )
+
+pytestmark = pytest.mark.unit
 
 
 def make_config(tmp_path: Path, chunk_size: int = 256, **ingest_section):
@@ -161,7 +163,6 @@ def test_big_file_streams_through_pipeline_and_is_recorded_once(tmp_path, monkey
     block = 32 * 1024
     monkeypatch.setattr(readers, "BLOCK_CHARS", block)
     monkeypatch.setattr(pipeline, "BATCH_CHARS", block)
-    monkeypatch.setattr(pipeline, "HASH_BLOCK", block)
     cfg = make_config(tmp_path, chunk_size=128)
     path = cfg.path.input_dir / "big.txt"
     with open(path, "w", encoding="utf-8") as f:

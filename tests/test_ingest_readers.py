@@ -20,7 +20,9 @@ from labelloop.ingest.readers import (
     read_file,
 )
 
-from .documents import make_docx, make_pdf
+from tests.helpers.documents import make_docx, make_pdf
+
+pytestmark = pytest.mark.unit
 
 FRENCH = (
     "Le café était fermé ce matin-là. Élodie a acheté une crème brûlée à la pâtisserie, "
@@ -68,6 +70,7 @@ def test_latin1_file_is_decoded_with_a_warning(tmp_path):
         ("Привет, как дела? Это тест кодировки. " * 3, "cp1251"),
     ],
 )
+
 def test_legacy_encodings_are_detected(tmp_path, text, encoding):
     path = tmp_path / f"{encoding}.txt"
     path.write_bytes(text.encode(encoding))

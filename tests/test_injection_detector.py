@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from labelloop.llm.injection import instruction_like
 from labelloop.review.queues import counts, records
 from labelloop.review.records import load
 from labelloop.store import NewChunk, Store
 
-from .bbc import bbc_docs
+from tests.helpers.bbc import bbc_docs
+
+pytestmark = pytest.mark.unit
 
 
 def test_flags_injected_lines_and_not_real_news():

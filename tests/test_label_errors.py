@@ -8,16 +8,19 @@ import yaml
 from rich.console import Console
 
 from labelloop.config import load_config
-from labelloop.loop.crossval import out_of_sample_probs
-from labelloop.loop.label_errors import METRICS_KEY, rank_label_issues
+from labelloop.classify import make_student
+from labelloop.classify.label_quality import rank_label_issues
+from labelloop.loop.label_errors import METRICS_KEY
 from labelloop.loop.pool_state import student_probs
 from labelloop.loop.sampling import margins
 from labelloop.loop.stopping import STOP_SET_KEY
 from labelloop.store import Store
 from labelloop.testing.fake_openai import FakeOpenAI
 
-from .bbc import bbc_docs
-from .test_run_e2e import CLASSES, write_project
+from tests.helpers.bbc import bbc_docs
+from tests.helpers.projects import CLASSES, write_project
+
+pytestmark = pytest.mark.e2e
 
 
 class DictCache:
@@ -39,7 +42,8 @@ def test_confident_learning_finds_flipped_labels_in_real_articles():
     rng = np.random.default_rng(0)
     flipped = set(rng.choice(len(docs), size=8, replace=False).tolist())
     given = [CLASSES[(CLASSES.index(g) + 1) % 5] if i in flipped else g for i, g in enumerate(gold)]
-    probs = out_of_sample_probs([t[:600] for t in texts], given, CLASSES, cache=DictCache(), max_seq_length=128)
+    student = make_student("embedding-head", CLASSES, cache=DictCache(), max_seq_length=128)
+    probs = student.cross_val_proba([t[:600] for t in texts], given)
     ranked = rank_label_issues(np.array([CLASSES.index(g) for g in given]), probs)
     hits = [i for i in ranked if i in flipped]
     base_rate = len(flipped) / len(docs)
@@ -106,11 +110,11 @@ def test_loop_samples_uncertain_chunks_and_stores_its_stop_reason(active_run):
     assert all(len(it.metrics[STOP_SET_KEY]["pred"]) > 0 for it in its)
     assert again == calls  # the resumed run re-labeled nothing and asked for nothing
     # round 2's chunks are among the least certain for student 1, over the pool it chose from
-    from labelloop.loop.student_input import make_student_input
+    from labelloop.classify.student_input import StudentInput
 
     round2 = {c.id for c in store.chunks("train") if c.split_iteration == 2}
     pool = [c for c in store.chunks() if c.split is None or c.id in round2]
-    prepare = make_student_input(None, None, config.training.truncation_type)
+    prepare = StudentInput.from_config(config)
     m = margins(student_probs(config, store, its[0].model_path, pool, prepare))
     uncertain = {pool[i].id for i in np.argsort(m, kind="stable")[: 10 * len(round2)]}
     assert len(round2) == 10 and round2 <= uncertain

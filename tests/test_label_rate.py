@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
-from labelloop.scale.adaptive import PROBE_WINDOWS, AdaptiveLimit
+from labelloop.llm.limiter import PROBE_WINDOWS, AdaptiveLimit
 
-from .test_llm_backend import GOLD, backend, classify_all
+from tests.helpers.llm import GOLD, backend, classify_all
+
+pytestmark = pytest.mark.unit
 
 TEXTS = [f"{t} (item {i})" for i in range(15) for t in GOLD]
 

@@ -10,37 +10,20 @@ import pytest
 
 from labelloop.config import LLMSection
 from labelloop.errors import LLMError
-from labelloop.llm.base import Example, LabelTask
+from labelloop.llm.base import Example
 from labelloop.llm.openai_backend import OpenAIBackend
+from tests.helpers.llm import CLASSES, GOLD, backend, classify, classify_all, task
 
-GOLD = {
-    "The striker scored twice as United beat City in the derby.": "sport",
-    "The new chip doubles battery life in phones and laptops.": "tech",
-    "MPs voted on the budget after a long debate in parliament.": "politics",
-    "Shares in the bank rose after record quarterly profits.": "business",
-}
-CLASSES = ("business", "politics", "sport", "tech")
+pytestmark = pytest.mark.unit
 
 
-def backend(fake, concurrency: int = 4, **settings) -> OpenAIBackend:
-    settings.setdefault("max_retries", 3)
-    return OpenAIBackend(LLMSection(mode="api", base_url=fake.base_url, model=fake.model, **settings),
-                         concurrency, backoff_s=0.01)
 
 
-def task(text: str, examples: tuple[Example, ...] = ()) -> LabelTask:
-    return LabelTask(text, CLASSES, "1. Label by main subject.", "News topics.", examples)
 
 
-def classify(b: OpenAIBackend, text: str):
-    return asyncio.run(b.classify(task(text)))
 
 
-def classify_all(b: OpenAIBackend, texts):
-    async def run():
-        return await asyncio.gather(*(b.classify(task(t)) for t in texts))
 
-    return asyncio.run(run())
 
 
 @pytest.mark.parametrize("answer_format", ["bare", "json", "reasoning"])
@@ -153,7 +136,8 @@ def test_auto_structured_output_falls_back_once(fake_server) -> None:
     labels = [classify(b, t).label for t in GOLD]
     assert labels == list(GOLD.values())
     assert fake.by_status == {"400": 1, "200": len(GOLD)}  # rejected once, then never asked again
-    assert "response_format" not in fake.requests[-1]
+    assert fake.requests[-1]["response_format"]["type"] == "json_object"  # the next shape: json_object + schema
+    assert fake.requests[-1]["response_format"]["schema"]["properties"]["label"]["enum"] == list(CLASSES)
 
 
 def test_logprobs_become_class_probabilities(fake_server) -> None:

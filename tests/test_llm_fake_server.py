@@ -9,6 +9,8 @@ from labelloop.llm.base import LabelTask
 from labelloop.llm.prompts import build_label_messages, build_rules_messages
 from labelloop.testing import FakeOpenAI
 
+pytestmark = pytest.mark.unit
+
 CLASSES = ("business", "politics", "sport", "tech")
 ARTICLE = "The striker scored twice as United beat City in a derby full of chances and late drama."
 

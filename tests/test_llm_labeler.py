@@ -17,6 +17,8 @@ from labelloop.llm.openai_backend import OpenAIBackend
 from labelloop.llm.prompts import TRUNCATION_MARK, find_fenced
 from labelloop.store import NewChunk, Store
 
+pytestmark = pytest.mark.unit
+
 CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from labelloop.llm.parse import ParseError, parse_label, parse_label_span
 
+pytestmark = pytest.mark.unit
+
 CLASSES = ("business", "entertainment", "politics", "sport", "sports tech", "tech")
 
 
@@ -52,6 +54,7 @@ def test_parse_label_accepts_real_reply_shapes(reply: str, expected: str) -> Non
         ("This article is about sport and also about tech and many other things in depth.", "could not find"),
     ],
 )
+
 def test_parse_label_rejects_with_helpful_message(reply: str, fragment: str) -> None:
     with pytest.raises(ParseError) as info:
         parse_label(reply, CLASSES)

@@ -13,9 +13,11 @@ from labelloop.llm.factory import make_backend
 from labelloop.llm.labeler import label_chunks_sync
 from labelloop.llm.meta_datagen import write_meta_dataset
 from labelloop.llm.openai_backend import OpenAIBackend
-from labelloop.llm.plan import estimate
+from labelloop.loop.plan import estimate
 from labelloop.llm.rules import create_rules
 from labelloop.store import NewChunk, Store
+
+pytestmark = pytest.mark.unit
 
 CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
 
@@ -35,15 +37,16 @@ def test_plan_counts_calls_per_role_capped_by_chunks(tmp_path) -> None:
     cfg = config(tmp_path)
     big = estimate(cfg, 10_000, avg_chars=1200)
     rows = {r.role: r for r in big.rows}
-    assert rows["test labels"].calls == 100 and rows["rules"].calls == 2
-    assert rows["train labels"].calls == 200 + 4 * 100
-    assert big.calls == 702 and big.cost is None
+    assert rows["test labels"].calls == 100 and (rows["rules"].calls, rows["rules"].max_calls) == (1, 2)
+    assert rows["train labels"].calls == rows["train labels"].max_calls == 200 + 4 * 100  # embedded: no retries
+    assert big.calls == 701 and big.max_calls == 702 and big.cost is None
     per_call = rows["test labels"].prompt_tokens / 100
     assert 1200 / 4 < per_call < 1200 / 4 + 1500  # the document plus the real prompt around it
     small = {r.role: r for r in estimate(cfg, 250, avg_chars=1200).rows}
     assert small["test labels"].calls == 100 and small["train labels"].calls == 150
+    # As the run does: the test set takes at most half of the chunks (labelloop.loop.sizes).
     tiny = {r.role: r for r in estimate(cfg, 60).rows}
-    assert tiny["test labels"].calls == 60 and tiny["train labels"].calls == 0
+    assert tiny["test labels"].calls == 30 and tiny["train labels"].calls == 30
     text = big.render()
     assert "10,000 chunks" in text and "702" in text and "train_set_increment" in text
 
@@ -54,7 +57,7 @@ def test_plan_cost_uses_prices_and_samples(tmp_path) -> None:
     cfg = config(tmp_path, small_model=llm, large_model={**llm, "samples": 1})
     plan = estimate(cfg, 1000, avg_chars=800)
     rows = {r.role: r for r in plan.rows}
-    assert rows["train labels"].calls == 600 * 3
+    assert rows["train labels"].calls == 600 and rows["train labels"].max_calls == 600 * 3 * 3  # retries x samples
     for r in plan.rows:
         assert r.cost == pytest.approx(r.prompt_tokens / 1000 * 0.5 + r.completion_tokens / 1000 * 1.5)
     assert plan.cost == pytest.approx(sum(r.cost for r in plan.rows)) and "$" in plan.render()

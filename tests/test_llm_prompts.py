@@ -15,6 +15,8 @@ from labelloop.llm.prompts import (
     find_fenced,
 )
 
+pytestmark = pytest.mark.unit
+
 CLASSES = ("business", "entertainment", "politics", "sport", "tech")
 
 
@@ -48,6 +50,7 @@ def test_label_prompt_says_data_is_not_instructions() -> None:
         "",
     ],
 )
+
 def test_fence_cannot_be_forged_and_round_trips(text: str) -> None:
     fenced = fence(text)
     nonce = fenced.split('"')[1]

@@ -15,6 +15,8 @@ from labelloop.llm.prompts import find_classes
 from labelloop.llm.rules import create_rules, edit_rules, stale_llm_labels, write_rules, write_rules_yaml
 from labelloop.store import NewChunk, Store
 
+pytestmark = pytest.mark.unit
+
 CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
 
 

@@ -10,6 +10,8 @@ from labelloop.loop.stopping import MaxIters, RequiredAccuracy, first_stop
 from labelloop.loop.training import round_data
 from labelloop.store import NewChunk, Store
 
+pytestmark = pytest.mark.unit
+
 
 def test_metrics_keep_every_class_including_index_0():
     classes = ["a", "b", "c"]

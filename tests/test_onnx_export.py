@@ -13,9 +13,11 @@ import pytest
 
 from labelloop.classify import load_student
 from labelloop.errors import LabelloopError, ModelNotAvailableError
-from labelloop.predict import load_predictor, predict_path, read_inputs
+from labelloop.serving.predict import load_predictor, predict_path, read_inputs, student_input_for
 
-from .scale_helpers import assert_same_predictions, read_rows, train_student, write_corpus
+from tests.helpers.scale import assert_same_predictions, read_rows, train_student, write_corpus
+
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'labelloop[onnx]')")
 
@@ -33,7 +35,7 @@ def exported(tmp_path_factory):
     assert res.returncode == 0, res.stderr
     assert "model.onnx" in res.stdout
     corpus = write_corpus(tmp / "corpus")
-    texts = [r["text"] for r in read_inputs(corpus)] + ["  padded   short text  ", "x " * 700]  # past 256 tokens
+    texts = [r["text"] for r in read_inputs(corpus, student_input_for(torch_dir))] + ["  padded   short text  ", "x " * 700]  # past 256 tokens
     return torch_dir, onnx_dir, corpus, texts, load_student(torch_dir).predict_proba(texts)
 
 
@@ -73,7 +75,7 @@ def test_onnx_runtime_agrees_with_torch(exported):
 def test_predict_with_onnx_never_imports_torch(exported, tmp_path):
     torch_dir, onnx_dir, corpus, *_ = exported
     code = (
-        "import sys\nfrom labelloop.predict import predict_path\n"
+        "import sys\nfrom labelloop.serving.predict import predict_path\n"
         f"n = predict_path({str(onnx_dir)!r}, {str(corpus)!r}, {str(tmp_path / 'onnx.jsonl')!r}, progress=False)\n"
         "print(n, 'torch' in sys.modules)\n"
     )
@@ -89,7 +91,7 @@ def test_predict_with_onnx_never_imports_torch(exported, tmp_path):
 
 
 def test_int8_is_smaller_and_mostly_agrees(exported, tmp_path):
-    from labelloop.onnx_export import export_onnx
+    from labelloop.serving.onnx_export import export_onnx
 
     torch_dir, onnx_dir, _, texts, torch_probs = exported
     int8_dir = tmp_path / "int8"
@@ -105,7 +107,7 @@ def test_int8_is_smaller_and_mostly_agrees(exported, tmp_path):
 
 
 def test_errors_name_the_fix(exported, tmp_path, monkeypatch):
-    from labelloop.onnx_export import export_onnx
+    from labelloop.serving.onnx_export import export_onnx
 
     torch_dir, onnx_dir, *_ = exported
     with pytest.raises(LabelloopError, match=r"labelloop export .* --onnx"):

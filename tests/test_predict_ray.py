@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from labelloop.errors import LabelloopError
-from labelloop.predict import predict_path
+from labelloop.serving.predict import predict_path
 
-from .scale_helpers import assert_same_predictions, read_rows, train_student, write_corpus
+from tests.helpers.scale import assert_same_predictions, read_rows, train_student, write_corpus
+
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'labelloop[ray]')")
 
@@ -47,7 +49,7 @@ def test_ray_engine_writes_the_single_engine_rows(setup, tmp_path):
 
 
 def test_an_existing_output_is_refused_before_any_work(setup, tmp_path):
-    from labelloop.scale.ray_predict import predict_ray
+    from labelloop.serving.ray_predict import predict_ray
 
     model, corpus, _ = setup
     (tmp_path / "out").mkdir()
@@ -59,7 +61,7 @@ def test_an_existing_output_is_refused_before_any_work(setup, tmp_path):
 
 
 def test_without_ray_the_error_says_how_to_install(setup, tmp_path, monkeypatch):
-    from labelloop.scale.ray_predict import predict_ray
+    from labelloop.serving.ray_predict import predict_ray
 
     model, corpus, _ = setup
     monkeypatch.setitem(sys.modules, "ray", None)

@@ -11,31 +11,21 @@ import io
 import json
 import os
 import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
-import yaml
 
 from labelloop.store import Store
 
-from .bbc import bbc_docs
-from .test_reliability_faults import record
+from tests.helpers.bbc import bbc_docs
+from tests.helpers.projects import LABELLOOP, peak_rss_kb, record, write_big_text, write_config
 
-LABELLOOP = str(Path(sys.executable).parent / "labelloop")
+pytestmark = pytest.mark.e2e
+
 LATIN = "Caf\u00e9 cr\u00e8me \u00e0 la fran\u00e7aise: the ma\u00eetre d' served a cr\u00eape and an \u00e9clair."
 UTF16 = "\u00dcber-long headline: na\u00efve r\u00e9sum\u00e9s and \u00c5ngstr\u00f6m units in a UTF-16 memo."
 
 
-def write_config(root: Path, input_dir: Path) -> Path:
-    nowhere = {"mode": "api", "base_url": "http://127.0.0.1:9/v1", "model": "m"}  # ingest calls no LLM
-    cfg = {"classification": {"classes": ["a", "b"], "desc": "x"},
-           "path": {"input_dir": str(input_dir), "output_dir": str(root / "output")},
-           "small_model": nowhere, "large_model": nowhere}
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def docx_bytes(text: str) -> bytes:
@@ -179,30 +169,10 @@ def test_rerun_adds_nothing_and_reports_again(bad_dir):
     assert len(store.chunks()) == chunks and len(store.ingest_problems()) == problems
 
 
-PEAK_RSS = """
-import resource, subprocess, sys
-res = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-sys.stderr.write(res.stdout[-2000:] + res.stderr[-2000:])
-print(res.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-"""
 
 
-def peak_rss_kb(*cmd: str) -> tuple[int, int, str]:
-    """(exit code, peak RSS in kB, output) of a command run alone under a fresh parent."""
-    res = subprocess.run([sys.executable, "-c", PEAK_RSS, *cmd], capture_output=True, text=True, timeout=600)
-    rc, kb = res.stdout.split()
-    return int(rc), int(kb), res.stderr
 
 
-def write_big_text(path: Path, size: int) -> int:
-    """A text file of about `size` bytes: paragraphs of long random words (they tokenize fast)."""
-    written = 0
-    with open(path, "w") as fh:
-        while written < size:
-            para = " ".join(os.urandom(100).hex() for _ in range(40)) + "\n\n"
-            fh.write(para)
-            written += len(para)
-    return written
 
 
 def test_big_text_file_streams(tmp_path):

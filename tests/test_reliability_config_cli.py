@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.e2e
+
 LABELLOOP = str(Path(sys.executable).parent / "labelloop")
 SCREEN_LINES = 24
 

@@ -7,75 +7,33 @@ retry budget, names the server, keeps what it paid for, and resumes on a new por
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from labelloop.store import Store
 from labelloop.testing.fake_openai import FakeOpenAI
 
-from .bbc import bbc_docs
+from tests.helpers.projects import (
+    FAULT_RATES, LABELLOOP, MAX_RETRIES, make_project, record, run_cli, set_base_url, short_docs,
+)
 
-LABELLOOP = str(Path(sys.executable).parent / "labelloop")
-CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
-FAULT_RATES = {"http_500": 0.10, "http_429": 0.10, "hang": 0.05, "malformed": 0.01, "truncated": 0.01}
-MAX_RETRIES = 6
-
-
-def record(name: str, figures: dict) -> None:
-    """Write figures for bench/bench_reliability.py when it runs these tests (env LABELLOOP_FIGURES_DIR)."""
-    folder = os.environ.get("LABELLOOP_FIGURES_DIR")
-    if folder:
-        Path(folder, f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
+pytestmark = pytest.mark.e2e
 
 
-def short_docs(per_class: int = 8, seed: int = 3, chars: int = 400) -> list[tuple[str, str]]:
-    """Real BBC articles cut to about `chars` characters: one chunk each, fast to label and train."""
-    return [(text[:chars].rsplit(" ", 1)[0], label) for text, label in bbc_docs(per_class=per_class, seed=seed)]
 
 
-def make_project(tmp: Path, docs, fake: FakeOpenAI, *, timeout_s: float = 10, max_retries: int = MAX_RETRIES,
-                 concurrency: int = 4, predict_all: bool = True, **training) -> Path:
-    """input/news.jsonl + config.yaml pointing both LLM roles at the fake; returns the config path."""
-    inp = tmp / "input"
-    inp.mkdir(parents=True, exist_ok=True)
-    with open(inp / "news.jsonl", "w") as fh:
-        for text, _ in docs:
-            fh.write(json.dumps({"text": text}) + "\n")
-    llm = {"mode": "api", "base_url": fake.base_url, "model": fake.model, "api_key": "test",
-           "max_retries": max_retries, "timeout_s": timeout_s}
-    sizes = {"max_iters": 2, "test_set_size": 8, "train_set_size": 12, "train_set_increment": 6, **training}
-    cfg = {
-        "classification": {"classes": CLASSES, "desc": "Classify news articles by topic.",
-                           "predict_on_whole_set_at_the_end": predict_all},
-        "path": {"input_dir": "input", "output_dir": "output"},
-        "system": {"chunk_size": 256, "required_accuracy": 1.0, "concurrency_limit": concurrency},
-        "training": sizes,
-        "small_model": llm,
-        "large_model": dict(llm),
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
-def set_base_url(config: Path, base_url: str) -> None:
-    cfg = yaml.safe_load(config.read_text())
-    for role in ("small_model", "large_model"):
-        cfg[role]["base_url"] = base_url
-    config.write_text(yaml.safe_dump(cfg))
 
 
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([LABELLOOP, *args], capture_output=True, text=True, timeout=timeout)
+
+
+
 
 
 def llm_labels(db: Path) -> dict[tuple[str, str], str | None]:

@@ -23,7 +23,9 @@ import pytest
 from labelloop.store import Store
 from labelloop.testing.fake_openai import FakeOpenAI
 
-from .test_reliability_faults import CLASSES, LABELLOOP, make_project, record, short_docs
+from tests.helpers.projects import CLASSES, LABELLOOP, make_project, record, short_docs
+
+pytestmark = pytest.mark.e2e
 
 SIZES = {"max_iters": 3, "test_set_size": 8, "train_set_size": 12, "train_set_increment": 6}
 # (phase, iteration, max random delay in s after the phase is seen); at least 10 of these must land

@@ -8,9 +8,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 OPEN = """
 import sys, time
+
 from labelloop.store import Store
+
 start = float(sys.argv[2])
 while time.time() < start:
     pass

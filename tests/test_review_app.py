@@ -13,7 +13,9 @@ from labelloop.review.app import create_app, serve
 from labelloop.review.highlight import Segment, split_by_spans
 from labelloop.review.records import load
 from labelloop.store import NewChunk
-from tests.test_review_support import CLASSES, RULES_TEXT, XSS_TEXT, make_project
+from tests.helpers.review_project import CLASSES, RULES_TEXT, XSS_TEXT, make_project
+
+pytestmark = pytest.mark.unit
 
 BASE = "http://127.0.0.1:8420"
 
@@ -132,7 +134,7 @@ def test_queues_hold_what_they_promise(client, project):
     confs = [r["student"]["confidence"] for r in dis]
     assert confs == sorted(confs, reverse=True)
     issues = client.get("/api/queue/label-issues").json()
-    assert issues["note"] is None
+    assert issues["note"] == "ranked by iteration 1's student"  # the loop's stored ranking, read as is
     flagged = {r["id"] for r in issues["records"]}
     assert project.flipped <= flagged  # every deliberately wrong LLM label is found
     assert len(flagged) < len(project.truth) / 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labelloop.review.app import create_app
-from tests.test_review_support import CLASSES, RULES_TEXT, XSS_TEXT, live_server, make_project
+from tests.helpers.review_project import CLASSES, RULES_TEXT, XSS_TEXT, live_server, make_project
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -10,14 +10,18 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from labelloop.review.app import create_app
-from tests.test_review_support import CLASSES, live_server, make_project
+from tests.helpers.review_project import CLASSES, live_server, make_project
+
+pytestmark = pytest.mark.unit
 
 WRITER = r"""
 import json, sys, time
 from pathlib import Path
 from labelloop.store import Store
+
 
 store = Store(sys.argv[1], create=False)
 stop = Path(sys.argv[2])

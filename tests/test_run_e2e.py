@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,37 +16,15 @@ import yaml
 from labelloop.store import Store
 from labelloop.testing.fake_openai import FakeOpenAI
 
-from .bbc import bbc_docs
+from tests.helpers.bbc import bbc_docs
+from tests.helpers.projects import CLASSES, LABELLOOP, run_cli, write_project
 
-LABELLOOP = str(Path(sys.executable).parent / "labelloop")
-CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
-
-
-def write_project(tmp_path: Path, docs, fake: FakeOpenAI, **training) -> Path:
-    inp = tmp_path / "input"
-    inp.mkdir()
-    with open(inp / "news.jsonl", "w") as fh:
-        for text, label in docs:
-            fh.write(json.dumps({"text": text, "gold": label}) + "\n")
-    llm = {"mode": "api", "base_url": fake.base_url, "model": fake.model, "api_key": "test", "max_retries": 3,
-           "timeout_s": 10}
-    cfg = {
-        "classification": {"classes": CLASSES, "desc": "Classify news articles by topic.",
-                           "predict_on_whole_set_at_the_end": True},
-        "path": {"input_dir": "input", "output_dir": "output"},
-        "system": {"chunk_size": 256, "required_accuracy": 0.99, "concurrency_limit": 4},
-        "training": {"max_iters": 2, "test_set_size": 30, "train_set_size": 50, "train_set_increment": 30,
-                     **training},
-        "small_model": llm,
-        "large_model": llm,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+pytestmark = pytest.mark.e2e
 
 
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([LABELLOOP, *args], capture_output=True, text=True, timeout=timeout)
+
+
+
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +146,7 @@ def test_export_loads_without_labelloop(finished_run, docs):
 import json, sys, numpy as np
 from safetensors.numpy import load_file
 from sentence_transformers import SentenceTransformer
+
 d = {str(model)!r}
 cfg = json.load(open(d + "/labelloop.json"))
 body = SentenceTransformer(d + "/body", device="cpu")
@@ -214,14 +193,56 @@ def test_kill_during_labeling_then_resume_repeats_no_call(tmp_path, docs):
 def test_serve_answers_predict_requests(finished_run):
     from starlette.testclient import TestClient
 
-    from labelloop.serve import create_app
+    from labelloop.serving.http import create_app
 
     out, *_ = finished_run
-    client = TestClient(create_app(out / "classifiers" / "classifier_2"))
+    client = TestClient(create_app(out / "classifiers" / "classifier_2"), base_url="http://127.0.0.1")
     res = client.post("/predict", json={"texts": ["The striker scored twice in the cup final.", "Shares fell 3%."]})
     assert res.status_code == 200
     preds = res.json()["predictions"]
     assert len(preds) == 2 and all(p["label"] in CLASSES for p in preds)
     assert client.post("/predict", json={"texts": "not a list"}).status_code == 400
-    assert client.post("/predict", content=b"{not json").status_code == 400
-    assert client.get("/").json()["classes"] == CLASSES
+    assert client.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    assert client.get("/").json()["classes"] == CLASSES and client.get("/").json()["runtime"] == "torch"
+
+
+def test_serve_is_guarded_like_the_review_app(finished_run):
+    from starlette.testclient import TestClient
+
+    from labelloop.serving.http import create_app
+
+    out, *_ = finished_run
+    model = out / "classifiers" / "classifier_2"
+    open_app = TestClient(create_app(model), base_url="http://127.0.0.1")
+    body = {"texts": ["Shares fell 3%."]}
+    # No token: loopback Host names only (DNS rebinding), JSON bodies only (no cross-site form posts).
+    assert TestClient(create_app(model), base_url="http://evil.example").post("/predict", json=body).status_code == 400
+    assert open_app.post("/predict", content=b"texts=x", headers={"content-type": "text/plain"}).status_code == 415
+    assert open_app.post("/predict", json=body, headers={"origin": "http://evil.example"}).status_code == 403
+    locked = TestClient(create_app(model, token="s3cret"), base_url="http://10.0.0.5")
+    assert locked.post("/predict", json=body).status_code == 401
+    ok = locked.post("/predict", json=body, headers={"authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["label"] in CLASSES
+    res = run_cli("serve", str(model), "--host", "0.0.0.0")
+    assert res.returncode == 2 and "without a token" in res.stderr
+
+
+def test_plan_is_an_upper_bound_of_the_run_and_writes_nothing(finished_run, tmp_path):
+    from labelloop.config import load_config
+    from labelloop.ingest.pipeline import count_chunks
+    from labelloop.loop.plan import estimate
+
+    out, _stdout, calls_first, *_ = finished_run
+    cfg = load_config(out.parent / "config.yaml")
+    n, avg = count_chunks(cfg)
+    from labelloop.store import Store
+
+    assert n == len(Store(out / "labelloop.db").chunks())
+    plan = estimate(cfg, n, avg_chars=avg)
+    assert calls_first <= plan.max_calls, (calls_first, plan.render())
+    fresh = tmp_path / "fresh"
+    shutil.copytree(out.parent / "input", fresh / "input")
+    shutil.copy(out.parent / "config.yaml", fresh / "config.yaml")
+    res = run_cli("plan", str(fresh / "config.yaml"))
+    assert res.returncode == 0 and "at most" in res.stdout, res.stderr
+    assert not (fresh / "output").exists()  # a plan writes nothing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,10 @@ import yaml
 from labelloop.store import Store
 from labelloop.testing.fake_openai import FakeOpenAI
 
-from .bbc import bbc_docs
-from .test_run_e2e import CLASSES, write_project
+from tests.helpers.bbc import bbc_docs
+from tests.helpers.projects import CLASSES, write_project
+
+pytestmark = pytest.mark.e2e
 
 LABELLOOP = str(Path(sys.executable).parent / "labelloop")
 

@@ -13,7 +13,9 @@ from labelloop.loop.sampling import (
     STRATEGIES, Balanced, DiverseUncertainty, Sequential, Uncertainty, make_sampler, margins, pick, water_fill,
 )
 
-from .bbc import bbc_docs
+from tests.helpers.bbc import bbc_docs
+
+pytestmark = pytest.mark.unit
 
 CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
 

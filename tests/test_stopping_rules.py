@@ -12,6 +12,8 @@ from labelloop.loop.stopping import (
 )
 from labelloop.store import Store
 
+pytestmark = pytest.mark.unit
+
 
 def history(tmp_path, rounds: list[dict]):
     """Finished iterations in a real project file: each dict holds train, correct, test and optional preds."""

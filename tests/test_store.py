@@ -12,6 +12,8 @@ from labelloop.errors import StoreError
 from labelloop.store import NewChunk, Store
 from labelloop.store.migrations import LATEST, MIGRATIONS
 
+pytestmark = pytest.mark.unit
+
 
 def test_blank_database_gets_every_migration(tmp_path):
     store = Store(tmp_path / "labelloop.db")

@@ -10,7 +10,7 @@ import numpy as np
 
 from labelloop.classify import load_student
 from labelloop.evaluate import evaluate
-from labelloop.predict import student_input_for
+from labelloop.serving.predict import student_input_for
 from labelloop.store import Store
 
 HERE = Path(__file__).parent

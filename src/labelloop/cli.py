@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from labelloop import __version__
 from labelloop.errors import LabelloopError
+from labelloop.serving import PART_FORMATS, RUNTIMES
 
 app = typer.Typer(
     help="Bootstrap a small, fast text classifier from raw documents and an LLM.",
@@ -43,15 +44,8 @@ class Engine(str, Enum):
     ray = "ray"
 
 
-class Runtime(str, Enum):
-    auto = "auto"
-    torch = "torch"
-    onnx = "onnx"
-
-
-class PredictFormat(str, Enum):
-    jsonl = "jsonl"
-    parquet = "parquet"
+Runtime = Enum("Runtime", {name: name for name in RUNTIMES}, type=str)
+PredictFormat = Enum("PredictFormat", {name: name for name in PART_FORMATS}, type=str)
 
 
 def _version(value: bool) -> None:
@@ -76,7 +70,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing config.yaml.")] = False,
 ) -> None:
     """Write a commented starter config.yaml (and an empty input folder)."""
-    from labelloop.starter import write_starter
+    from labelloop.project.starter import write_starter
 
     path = write_starter(directory, force=force)
     console.print(f"Wrote {path}. Put documents in {directory / 'input'}, then run `labelloop run {path}`.")
@@ -104,7 +98,7 @@ def ingest(
 @app.command()
 def status(output_dir: OutputArg) -> None:
     """Counts of chunks, labels by source and class, LLM calls, tokens, cost."""
-    from labelloop.status import render_status
+    from labelloop.project.status import render_status
     from labelloop.store import Store
 
     store = Store(_db(output_dir), create=False)
@@ -115,18 +109,12 @@ def status(output_dir: OutputArg) -> None:
 def plan(config: ConfigArg) -> None:
     """Estimate the most LLM calls, tokens and cost this config can spend."""
     from labelloop.config import load_config
-    from labelloop.llm.plan import estimate
-    from labelloop.store import Store
+    from labelloop.ingest.pipeline import count_chunks
+    from labelloop.loop.plan import estimate
 
     cfg = load_config(config)
-    store = Store(cfg.db_path)
-    if not store.chunks():
-        from labelloop.ingest.pipeline import ingest as run_ingest
-
-        run_ingest(cfg, store, progress=False)
-    chunks = store.chunks()
-    avg_chars = sum(len(c.text) for c in chunks) / len(chunks) if chunks else None
-    console.print(estimate(cfg, len(chunks), avg_chars=avg_chars).render())
+    n_chunks, avg_chars = count_chunks(cfg)  # what ingest would make; nothing is written
+    console.print(estimate(cfg, n_chunks, avg_chars=avg_chars).render())
 
 
 @app.command()
@@ -204,13 +192,13 @@ def predict(
                                                    "without it --engine ray starts a local instance.")] = None,
     workers: Annotated[int, typer.Option(help="--engine ray: student actors (one CPU each).")] = 2,
     runtime: Annotated[Runtime, typer.Option(help="auto: onnxruntime when model.onnx is there, else torch.")]
-    = Runtime.auto,
+    = Runtime["auto"],
     format: Annotated[PredictFormat, typer.Option("--format", help="--engine ray: part-file format.")]
-    = PredictFormat.jsonl,
+    = PredictFormat["jsonl"],
 ) -> None:
     """Predict with a trained student; never loads an LLM."""
     if engine is Engine.ray:
-        from labelloop.scale.ray_predict import predict_ray
+        from labelloop.serving.ray_predict import predict_ray
 
         n = predict_ray(model_dir, input, output, address=address, workers=workers, batch_size=batch_size,
                         text_column=text_column, runtime=runtime.value, fmt=format.value)
@@ -218,7 +206,7 @@ def predict(
         return
     if address is not None:
         raise LabelloopError(f"--address {address!r} is for --engine ray; add --engine ray or drop --address")
-    from labelloop.predict import predict_path
+    from labelloop.serving.predict import predict_path
 
     n = predict_path(model_dir, input, output, batch_size=batch_size, text_column=text_column, runtime=runtime.value)
     console.print(f"Wrote {n} predictions to {output}")
@@ -235,8 +223,8 @@ def export(
     """Export a student for faster inference; predict then uses onnxruntime."""
     if not onnx:
         raise LabelloopError("nothing to export: pass --onnx (the only export format so far)")
-    from labelloop.onnx_export import export_onnx
-    from labelloop.predict import check_model_dir
+    from labelloop.serving.onnx_export import export_onnx
+    from labelloop.serving.predict import check_model_dir
 
     path = export_onnx(check_model_dir(model_dir), int8=int8)
     console.print(f"Wrote {path}{' (int8)' if int8 else ''}; `labelloop predict {model_dir} ...` now uses onnxruntime")
@@ -245,13 +233,18 @@ def export(
 @app.command()
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="A classifiers/classifier_<N> folder.")],
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to bind; non-loopback needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8421,
+    token: Annotated[
+        Optional[str], typer.Option(help="Access token (or env LABELLOOP_SERVE_TOKEN).", envvar="LABELLOOP_SERVE_TOKEN")
+    ] = None,
+    runtime: Annotated[Runtime, typer.Option(help="auto: onnxruntime when model.onnx is there, else torch.")]
+    = Runtime["auto"],
 ) -> None:
     """Serve a student over HTTP: POST /predict {"texts": [...]}."""
-    from labelloop.serve import serve as serve_model
+    from labelloop.serving.http import serve as serve_model
 
-    serve_model(model_dir, host=host, port=port)
+    serve_model(model_dir, host=host, port=port, token=token, runtime=runtime.value)
 
 
 @app.command()
@@ -277,7 +270,7 @@ def export_labels_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write.")] = None,
 ) -> None:
     """Write every chunk with its final label and where it came from."""
-    from labelloop.export_labels import export_labels
+    from labelloop.project.export_labels import export_labels
     from labelloop.store import Store
 
     store = Store(_db(output_dir), create=False)

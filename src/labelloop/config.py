@@ -13,7 +13,7 @@ import ast
 import copy
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from labelloop.errors import ConfigError
 
 LLMMode = Literal["api", "local", "embedded"]
+# The one list of each choice; the packages read them with typing.get_args.
+StudentType = Literal["embedding-head", "setfit", "transformer"]
+BalancingMode = Literal["class-weight", "oversample", "none"]
+SamplingStrategy = Literal["sequential", "random", "uncertainty", "diverse-uncertainty", "balanced"]
+TruncationType = Literal["head", "head-tail"]
 
 
 PLACEHOLDER = "!!PLACEHOLDER!!"
@@ -37,12 +42,15 @@ class AugmentoolkitSection(Strict):
     an empty key means "nothing" or "the default", and so it does here.
     """
 
+    # The keys Augmentoolkit's own file has (labelloop's additions keep null as null: "off").
+    augmentoolkit_keys: ClassVar[frozenset[str]] = frozenset()
+
     @model_validator(mode="before")
     @classmethod
     def _empty_means_default(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        return {k: _default_if_empty(cls, k, v) for k, v in value.items()}
+        return {k: _default_if_empty(cls, k, v) if k in cls.augmentoolkit_keys else v for k, v in value.items()}
 
 
 def _default_if_empty(model: type[BaseModel], key: str, value: Any) -> Any:
@@ -55,6 +63,7 @@ def _default_if_empty(model: type[BaseModel], key: str, value: Any) -> Any:
 
 class ApiSection(AugmentoolkitSection):
     """Augmentoolkit's `api` section: two OpenAI-compatible endpoints."""
+    augmentoolkit_keys = frozenset(['large_model', 'large_api_key', 'large_base_url', 'large_mode', 'small_model', 'small_api_key', 'small_base_url', 'small_mode'])
 
     large_model: str | None = Field(None, description="Model name on the large endpoint.")
     large_api_key: str | None = Field(None, description="API key for the large endpoint.")
@@ -67,6 +76,7 @@ class ApiSection(AugmentoolkitSection):
 
 
 class ClassificationSection(AugmentoolkitSection):
+    augmentoolkit_keys = frozenset(['classes', 'desc', 'predict_on_whole_set_at_the_end'])
     classes: list[str] = Field(..., description="Class names, at least two, all different.")
     desc: str = Field(..., description="Plain-language description of the task and classes.")
     predict_on_whole_set_at_the_end: bool = Field(
@@ -103,6 +113,7 @@ class ClassificationSection(AugmentoolkitSection):
 
 
 class PathSection(AugmentoolkitSection):
+    augmentoolkit_keys = frozenset(['default_prompts', 'input_dir', 'output_dir', 'prompts'])
     input_dir: Path = Field(..., description="Folder of documents to ingest (walked recursively).")
     output_dir: Path = Field(..., description="Where the project file and all outputs go.")
     prompts: Path | None = Field(None, description="Folder of prompt overrides (optional).")
@@ -110,14 +121,21 @@ class PathSection(AugmentoolkitSection):
 
 
 class SystemSection(AugmentoolkitSection):
+    augmentoolkit_keys = frozenset(['chunk_size', 'completion_mode', 'concurrency_limit', 'required_accuracy', 'use_stop'])
     chunk_size: int = Field(256, gt=0, description="Max tokens per chunk (student tokenizer).")
     completion_mode: bool = Field(False, description="Use /completions instead of /chat/completions.")
     concurrency_limit: int = Field(8, gt=0, description="Max LLM requests in flight.")
     required_accuracy: float = Field(0.9, ge=0.0, le=1.0, description="Stop when reached.")
     use_stop: bool = Field(True, description="Send stop sequences to the LLM.")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for one LLM answer (a model's own timeout_s wins).")
+    probe_timeout_s: float | None = Field(
+        900.0, gt=0, description="The first request of each kind waits up to this long (slow local servers); "
+        "later ones wait 4x the slowest answer seen, at least timeout_s. null: no probe.",
+    )
 
 
 class TrainingSection(AugmentoolkitSection):
+    augmentoolkit_keys = frozenset(['max_iters', 'model_path', 'test_set_size', 'train_set_increment', 'train_set_size', 'truncation_type'])
     max_iters: int = Field(5, gt=0, description="Max train/evaluate rounds.")
     model_path: str | None = Field(
         None, description="Base model of the student (student.encoder wins when set): a local folder, a "
@@ -127,12 +145,13 @@ class TrainingSection(AugmentoolkitSection):
     test_set_size: int = Field(100, gt=0, description="Chunks the large LLM labels as the test set.")
     train_set_increment: int = Field(100, gt=0, description="Chunks added per round.")
     train_set_size: int = Field(200, gt=0, description="Chunks in the first training set.")
-    truncation_type: Literal["head", "head-tail"] = Field(
+    truncation_type: TruncationType = Field(
         "head-tail", description="How the student's input is cut to its max length."
     )
 
 
 class MetaDatagenSection(AugmentoolkitSection):
+    augmentoolkit_keys = frozenset(['do_meta_datagen', 'meta_datagen_keys', 'meta_datagen_extras'])
     do_meta_datagen: bool = False
     meta_datagen_keys: list[str] = Field(default_factory=list)
     meta_datagen_extras: list[str] = Field(default_factory=list)
@@ -142,24 +161,39 @@ class LLMSection(Strict):
     """labelloop's own LLM section (`small_model` / `large_model`)."""
 
     mode: LLMMode = Field("embedded", description="'api' for HTTP, 'embedded'/'local' for llama.cpp.")
-    model: str | None = Field(None, description="Model name (api) or GGUF path (embedded).")
+    model: str | None = Field(
+        None, description="Model name (api), or a packaged model name or GGUF path (embedded; default: packaged)."
+    )
     base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://host:8000/v1")
     api_key: str | None = Field(None, description="API key; prefer api_key_env.")
     api_key_env: str | None = Field(None, description="Name of the environment variable holding the key.")
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float | None = Field(None, gt=0, description="Seconds to wait for one answer; default system.timeout_s.")
     max_retries: int = Field(6, ge=0)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(512, gt=0)
-    structured_output: Literal["auto", "json_schema", "none"] = "auto"
+    structured_output: Literal["auto", "json_schema", "json_object+schema", "json_object", "none"] = Field(
+        "auto", description="auto: the first request shape the server takes (json_schema, json_object+schema, "
+        "json_object, text); or one of them; none: plain text.",
+    )
+    rules_max_tokens: int = Field(1024, gt=0, description="Most tokens the rules may take (the large model).")
     samples: int = Field(1, ge=1, description="k samples for agreement confidence when no logprobs.")
     price_per_1k_input: float | None = Field(None, ge=0)
     price_per_1k_output: float | None = Field(None, ge=0)
     n_ctx: int = Field(2048, gt=0, description="Context window of the embedded model.")
-    calibrate: bool = Field(True, description="Contextual calibration of embedded label scores.")
+    rules_model: str | None = Field(
+        None, description="Embedded mode: another GGUF (or packaged name) that writes the rules; default: `model`."
+    )
+    calibrate: bool | None = Field(
+        None, description="Contextual calibration of embedded label scores; default: on for base models, off for "
+        "instruction-tuned ones (measured in bench/bench_teacher.py).",
+    )
+    doc_tokens: int | None = Field(
+        256, gt=0, description="Embedded: the document is cut to this many model tokens (about what the student sees)."
+    )
 
 
 class StudentSection(Strict):
-    type: Literal["embedding-head", "setfit", "transformer"] = "embedding-head"
+    type: StudentType = "embedding-head"
     encoder: str | None = Field(None, description="Sentence-transformer folder; default: packaged MiniLM.")
     max_seq_length: int | None = Field(None, gt=0)
     batch_size: int = Field(32, gt=0)
@@ -173,11 +207,11 @@ class StudentSection(Strict):
 
 
 class BalancingSection(Strict):
-    mode: Literal["class-weight", "oversample", "none"] = "class-weight"
+    mode: BalancingMode = "class-weight"
 
 
 class SamplingSection(Strict):
-    strategy: Literal["sequential", "random", "uncertainty", "diverse-uncertainty", "balanced"] = Field(
+    strategy: SamplingStrategy = Field(
         "random", description="Which unlabeled chunks the LLM labels next (see the starter config)."
     )
     seed: int = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 
 from labelloop.config import Config
-from labelloop.loop.outputs import atomic_file
+from labelloop.files import atomic_file
 from labelloop.store import Store
 
 _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>

@@ -7,13 +7,14 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, get_args, runtime_checkable
 
 import numpy as np
 
+from labelloop.config import BalancingMode
 from labelloop.errors import LabelloopError, NotFittedError
 
-BALANCING_MODES = ("class-weight", "oversample", "none")
+BALANCING_MODES = get_args(BalancingMode)
 
 
 class UnfittedAttributeError(NotFittedError, AttributeError):
@@ -74,6 +75,38 @@ class BaseStudent:
         """The most probable class of each text."""
         probs = self.predict_proba(texts)
         return [self.classes_[i] for i in np.argmax(probs, axis=1)]
+
+    def cross_val_proba(self, texts: list[str], labels: list[str], folds: int = 5) -> np.ndarray:
+        """Out-of-sample class probabilities of the training texts: no row is scored by a model that saw it.
+
+        Stratified K-fold (seeded), each fold a fresh copy of this student. With fewer than two
+        labels in some class there is nothing to hold out: every row gets the uniform distribution.
+        """
+        classes = check_classes(self.classes)
+        y = encode_labels(texts, labels, classes)
+        probs = np.full((len(y), len(classes)), 1.0 / len(classes))
+        counts = Counter(y.tolist())
+        n_folds = min(folds, min(counts.values()))
+        if n_folds < 2 or len(counts) < 2:
+            return probs
+        from sklearn.model_selection import StratifiedKFold
+
+        splits = list(StratifiedKFold(n_folds, shuffle=True, random_state=self.seed).split(np.zeros(len(y)), y))
+        return self._cross_val(list(texts), y, classes, splits, probs)
+
+    def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray) -> np.ndarray:
+        for train_idx, test_idx in splits:
+            fold = self.unfitted_copy()
+            fold.fit([texts[i] for i in train_idx], [classes[y[i]] for i in train_idx])
+            probs[test_idx] = fold.predict_proba([texts[i] for i in test_idx])
+        return probs
+
+    def unfitted_copy(self) -> "BaseStudent":
+        """A new student with the same settings, not fitted (each __init__ argument is kept as an attribute)."""
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return type(self)(**{name: self.__dict__[name] for name in names if name in self.__dict__})
 
     # ------------------------------------------------------------ for subclasses
 

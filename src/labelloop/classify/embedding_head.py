@@ -51,6 +51,15 @@ class EmbeddingHeadStudent(BaseStudent):
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
         return head_proba(self.encoder_.encode(texts), self.coef_, self.intercept_)
 
+    def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray) -> np.ndarray:
+        """The body is frozen, so each text is embedded once and only the head is fitted per fold."""
+        X = self._make_encoder().encode(texts)
+        for train_idx, test_idx in splits:
+            coef, intercept = fit_head(X[train_idx], y[train_idx], len(classes), balancing=self.balancing,
+                                       seed=self.seed, C=self.C)
+            probs[test_idx] = head_proba(X[test_idx], coef, intercept)
+        return probs
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """The body's embeddings (what the head sees)."""
         self._check_fitted()

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from labelloop.errors import ModelNotAvailableError
+from labelloop.files import usable_cpus
 from labelloop.models import resolve_model
 
 _MODELS: OrderedDict[str, object] = OrderedDict()  # folder identity -> SentenceTransformer, most recent last
@@ -28,10 +29,7 @@ def set_torch_threads() -> None:
     """Use the CPUs this process may run on, not the host's count."""
     import torch
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 1
+    usable = usable_cpus()
     if torch.get_num_threads() > usable:
         torch.set_num_threads(max(1, usable))
 

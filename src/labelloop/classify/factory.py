@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, get_args
 
 from labelloop.classify.base import BaseStudent, check_balancing
 from labelloop.classify.folder import read_meta
+from labelloop.config import StudentType
 from labelloop.errors import LabelloopError, ModelNotAvailableError
 
 if TYPE_CHECKING:
     from labelloop.config import StudentSection
 
-STUDENT_TYPES = ("embedding-head", "setfit", "transformer")
+STUDENT_TYPES = get_args(StudentType)
 
 
 def make_student(
@@ -23,6 +24,7 @@ def make_student(
     model_path: str | None = None,
     cache=None,
     balancing: str = "class-weight",
+    max_seq_length: int | None = None,
 ) -> BaseStudent:
     """A new, unfitted student; the loop calls this every round.
 
@@ -32,7 +34,7 @@ def make_student(
     check_balancing(balancing)
     s = settings
     seed = s.seed if s else 0
-    max_len = s.max_seq_length if s else None
+    max_len = max_seq_length or (s.max_seq_length if s else None)
     encoder = model_path or (s.encoder if s else None)
     if kind == "embedding-head":
         from labelloop.classify.embedding_head import EmbeddingHeadStudent

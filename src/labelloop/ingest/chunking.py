@@ -30,16 +30,28 @@ Unit = tuple[int, int, int, bool]  # start, end (chars), n_tokens, count is exac
 
 
 def load_tokenizer(path: str | None = None) -> Any:
-    """The student's fast HF tokenizer (cached per folder); default: the packaged MiniLM.
+    """The one way to get a student's tokenizer (cached per folder); default: the packaged MiniLM.
 
     `path` is a folder, a packaged model name or a model-hub id (labelloop.models.resolve_model).
+    The Rust tokenizer is read straight from tokenizer.json (no transformers import, so
+    predict and the review app stay light); a folder without one goes through transformers.
     """
     return _load_tokenizer(str(Path(resolve_model(path)).resolve()))
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _load_tokenizer(path: str) -> Any:
     folder = _tokenizer_folder(Path(path))
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            return Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as exc:  # noqa: BLE001 - a broken file is reported with the fix
+            raise ModelNotAvailableError(
+                f"cannot read the tokenizer {str(folder / 'tokenizer.json')!r} ({exc}); save the model again "
+                "with a recent transformers, or point the setting at another folder"
+            ) from None
     from transformers import AutoTokenizer
 
     try:

@@ -8,7 +8,7 @@ re-run adds nothing and a killed run re-reads the file (its chunks then dedupe).
 
 from __future__ import annotations
 
-import hashlib
+import os
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -17,16 +17,16 @@ from pathlib import Path
 from rich.text import Text
 
 from labelloop.config import Config
+from labelloop.files import sha256_file
 from labelloop.errors import IngestError
 from labelloop.ingest.chunking import Chunker, load_tokenizer
 from labelloop.ingest.readers import Document, Problem, iter_files, read_file, supported_list
-from labelloop.store import NewChunk, Store
+from labelloop.store import NewChunk, Store, text_hash
 
 INCOMPLETE = "incomplete:"  # sha256 prefix of a document whose parts are still being written
 BATCH_CHARS = 1 << 20
 BATCH_DOCS = 512
 BATCH_FILES = 256
-HASH_BLOCK = 1 << 20
 
 
 @dataclass
@@ -82,14 +82,26 @@ class _FileState:
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
-    """(sha256 hex, size) of a file, read in HASH_BLOCK (1 MB) blocks."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
+    """(sha256 hex, size) of a file."""
+    size = os.stat(path).st_size
+    return sha256_file(path), size
+
+
+def count_chunks(config: Config, text_column: str | None = None) -> tuple[int, float | None]:
+    """(distinct chunks, their mean length in characters) that ingest would make; reads, writes nothing."""
+    chunker = Chunker(load_tokenizer(config.student_model), config.system.chunk_size)
+    seen: set[str] = set()
+    chars = 0
+    column = text_column or config.ingest.text_column
+    for path, source in iter_files(Path(config.path.input_dir), lambda _p: None):
+        texts = [doc.text for doc in read_file(path, source, text_column=column, on_problem=lambda _p: None)]
+        for chunks in chunker.chunk_many(texts) if texts else []:
+            for text, _n in chunks:
+                h = text_hash(text)
+                if h not in seen:
+                    seen.add(h)
+                    chars += len(text)
+    return len(seen), (chars / len(seen) if seen else None)
 
 
 def ingest(config: Config, store: Store, *, progress: bool = True, text_column: str | None = None) -> IngestReport:

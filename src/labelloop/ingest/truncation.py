@@ -15,14 +15,15 @@ starts where possible, so the kept pieces are exact slices of the input (`spans`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, get_args
 
+from labelloop.config import TruncationType
 from labelloop.ingest.chunking import backend_of
 
 SEPARATOR = " [...] "
 HEAD_FRACTION = 0.25  # Sun et al. 2019: 128 of 510 tokens from the head, 382 from the tail
 
-TruncationKind = Literal["head", "head-tail"]
+TruncationKind = TruncationType
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Truncated:
 
 def truncate(text: str, tokenizer: Any, max_tokens: int, kind: TruncationKind = "head-tail") -> Truncated:
     """Cut text to at most max_tokens tokens (no special tokens) with the `head` or `head-tail` rule."""
-    if kind not in ("head", "head-tail"):
+    if kind not in get_args(TruncationType):
         raise ValueError(f"truncation kind {kind!r} is not known; use 'head' or 'head-tail' (training.truncation_type)")
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")

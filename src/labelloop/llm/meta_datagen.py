@@ -25,6 +25,7 @@ import jinja2
 
 from labelloop.config import Config
 from labelloop.errors import LabelloopError
+from labelloop.files import atomic_file
 from labelloop.store import LLMCall, Store
 
 KEYS = {"label_details": "label", "rules_creation_details": "rules"}
@@ -75,10 +76,8 @@ def write_meta_dataset(store: Store, config: Config, path: str | Path) -> int:
     extras = _load_extras(list(meta.meta_datagen_extras))
     labels = {lab.call_id: lab for lab in store.labels() if lab.call_id is not None}
     config_dict = config.model_dump(mode="json")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with path.open("w", encoding="utf-8") as out:
+    with atomic_file(Path(path)) as out:
         for call in store.calls():
             key = _key(call, keys)
             if call.status != "ok" or key is None or not isinstance(call.response, dict):

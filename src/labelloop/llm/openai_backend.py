@@ -4,7 +4,10 @@ The official client does the HTTP; retries are ours (client max_retries=0) so ev
 fault is counted: exponential backoff with jitter on 429/5xx/connection errors/
 timeouts/malformed bodies, honouring Retry-After, within settings.max_retries.
 Requests in flight are capped at concurrency_limit (the server's capacity); the cap
-adapts (AIMD, labelloop.scale.adaptive) when the server answers 429 or 503.
+adapts (AIMD, labelloop.llm.limiter) when the server answers 429 or 503, or a request
+times out (it still occupies the server). The request shape for a constrained answer is
+negotiated once per server and model (labelloop.llm.shapes), and timeouts fit the server
+(labelloop.llm.timeouts).
 """
 
 from __future__ import annotations
@@ -37,13 +40,15 @@ from labelloop.llm.prompts import (
     correction_message,
     render_completion,
 )
-from labelloop.scale.adaptive import AdaptiveLimit
+from labelloop.llm.limiter import AdaptiveLimit
+from labelloop.llm.shapes import SHAPES, Negotiation, is_context_error, label_schema, response_format, shape_problem
+from labelloop.llm.timeouts import AdaptiveTimeout
 
 PARSE_RETRIES = 2
 MAX_RETRY_AFTER_S = 120.0
 _RETRY_STATUS = {408, 409, 425, 429}
 _OVERLOAD_STATUS = {429, 503}  # the server is full: fewer requests in flight
-_CONTEXT_WORDS = ("context", "too long", "maximum", "max_tokens", "token limit")
+CONTEXT_STOP = 5  # this many too-long refusals before any success: the model cannot serve the task
 
 
 class _Malformed(Exception):
@@ -51,6 +56,8 @@ class _Malformed(Exception):
 
 
 class _BadRequest(Exception):
+    """The server refused this request's shape, or this one request (too long)."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
@@ -97,6 +104,21 @@ def resolve_api_key(settings: LLMSection) -> str:
     return "not-needed"
 
 
+def is_local_url(url: str) -> bool:
+    """True for a server on this machine or a private network (loopback, 10/8, 172.16/12, 192.168/16, .local)."""
+    import ipaddress
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    if host in ("localhost", "host.docker.internal") or host.endswith((".local", ".internal", ".lan")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host  # a bare name (a compose service, a LAN host) is on this network
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
 def _retry_after(response: Any) -> float | None:
     headers = getattr(response, "headers", None) or {}
     ms = headers.get("retry-after-ms")
@@ -133,6 +155,8 @@ class OpenAIBackend:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         adaptive: bool = True,
+        timeout_s: float = 60.0,
+        probe_timeout_s: float | None = None,
     ):
         if not settings.base_url:
             raise LLMError("mode 'api' needs base_url; set it to your server, e.g. http://127.0.0.1:8000/v1")
@@ -151,20 +175,60 @@ class OpenAIBackend:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._api_key = resolve_api_key(settings)
-        self._structured = settings.structured_output != "none" and not completion_mode
-        self._logprobs = True
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: AsyncOpenAI | None = None
+        self._negotiating: asyncio.Lock | None = None
         self.limiter = AdaptiveLimit(max(1, concurrency_limit), adaptive=adaptive)
+        # The long first-call probe is for servers on this machine or this network (a local model on a few
+        # cores can take minutes for its first answer); a remote API keeps its plain timeout.
+        probe = probe_timeout_s if probe_timeout_s is not None and is_local_url(self.base_url) else 0.0
+        self.timeouts = AdaptiveTimeout(float(settings.timeout_s or timeout_s), probe_s=probe)
+        self.negotiation = Negotiation(allowed=self._allowed_shapes())
+        self._context_refusals = 0
+        self._answered = 0
+        self.on_negotiated = None  # called with shape_state() once a shape works (the loop saves it at once)
         self.identity = f"api {self.base_url} model={self.model}" + (" completion" if completion_mode else "")
+
+    def _allowed_shapes(self) -> tuple[str, ...]:
+        """The shapes this backend may try: the setting's, and only text where the reply must be free."""
+        if self.completion_mode or self.prompts.answer_style == "index":
+            return ("text",)  # completions have no response_format; Augmentoolkit's prompt wants reasoning
+        chosen = self.settings.structured_output
+        if chosen == "auto":
+            return SHAPES
+        if chosen == "none":
+            return ("text",)
+        return (chosen,)
 
     @property
     def cache_params(self) -> dict:
-        """What besides the task changes the answer (part of the cache key)."""
+        """What besides the task changes the answer (part of the cache key): the prompt, and the shape asked for."""
         s = self.settings
         return {"temperature": s.temperature, "samples": s.samples, "structured_output": s.structured_output,
-                "prompts": self.prompts.fingerprint, "max_tokens": s.max_tokens}
+                "prompts": self.prompts.fingerprint, "max_tokens": s.max_tokens,
+                "shape": self.negotiation.shape, "logprobs": self.negotiation.logprobs}
+
+    # ------------------------------------------------------------ what the server takes, remembered
+
+    @property
+    def shape_key(self) -> str:
+        """Where the project file keeps this server's negotiated shape."""
+        return f"request_shape {self.identity}"
+
+    def restore_shape(self, state: dict | None) -> None:
+        """Use a shape negotiated by an earlier run (from the project file): no new negotiation."""
+        if state:
+            self.negotiation = Negotiation.restore(state, self._allowed_shapes())
+
+    def shape_state(self) -> dict:
+        return self.negotiation.to_dict()
+
+    def take_notes(self) -> list[str]:
+        """Lines worth one print each (the shape in use and why, widened timeouts), then forgotten."""
+        notes = self.negotiation.notes + self.timeouts.notes
+        self.negotiation.notes, self.timeouts.notes = [], []
+        return [f"{self.identity}: {n}" for n in notes]
 
     # ------------------------------------------------------------ plumbing
 
@@ -175,7 +239,8 @@ class OpenAIBackend:
             # Plain http needs no TLS context (building one costs ~40 ms per event loop).
             http = openai.DefaultAsyncHttpxClient(verify=False) if self.base_url.startswith("http://") else None
             self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, http_client=http,
-                                       timeout=self.settings.timeout_s, max_retries=0)
+                                       timeout=self.timeouts.base, max_retries=0)
+            self._negotiating = asyncio.Lock()
         return self._client, self.limiter
 
     async def aclose(self) -> None:
@@ -189,38 +254,45 @@ class OpenAIBackend:
     def _backoff(self, attempt: int) -> float:
         return min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * self._rng.uniform(0.5, 1.0)
 
-    async def _send(self, body: dict, stats: _Stats) -> Any:
+    async def _send(self, body: dict, stats: _Stats, kind: str = "label") -> Any:
         """One request with our retry loop; returns the parsed response or raises."""
         client, limiter = self._state()
         # client.post, not chat.completions.create: the body is already plain JSON, and create()'s
         # typed-dict transform of it took ~3.5 of the ~7.5 ms of client CPU per labeled chunk.
         path, cast_to = ("/completions", Completion) if self.completion_mode else ("/chat/completions", ChatCompletion)
         retries = self.settings.max_retries
+        timeouts = 0
         for attempt in range(retries + 1):
             stats.attempts += 1
             wait: float | None = None
+            timeout = self.timeouts.for_attempt(kind, timeouts)
             try:
                 async with limiter.slot() as slot:
+                    start = time.perf_counter()
                     try:
-                        resp = await client.post(path, body=body, cast_to=cast_to)
+                        resp = await client.post(path, body=body, cast_to=cast_to, options={"timeout": timeout})
                     except openai.APIStatusError as exc:
                         if exc.status_code in _OVERLOAD_STATUS:
                             slot.overloaded()
+                        raise
+                    except openai.APITimeoutError:
+                        slot.overloaded()  # the server is still working on it: fewer in flight, not one more
                         raise
                 if not getattr(resp, "choices", None):
                     raise _Malformed("the response has no choices")
                 self._text(resp)
                 stats.add_usage(resp)
+                self.timeouts.answered(kind, time.perf_counter() - start)
                 return resp
             except openai.APIStatusError as exc:
                 code = exc.status_code
+                if shape_problem(code, exc.message) is not None or (code in (400, 413, 422)):
+                    raise _BadRequest(code, exc.message) from None
                 if code in _RETRY_STATUS or code >= 500:
                     stats.faults[f"http_{code}"] += 1
                     stats.last_error = f"HTTP {code}: {exc.message}"
                     after = _retry_after(exc.response)
                     wait = None if after is None else min(after, MAX_RETRY_AFTER_S)
-                elif code in (400, 413, 422):
-                    raise _BadRequest(code, exc.message) from None
                 elif code == 404:
                     raise await self._not_found(exc) from None
                 elif code in (401, 403):
@@ -236,7 +308,10 @@ class OpenAIBackend:
                     ) from None
             except openai.APITimeoutError:
                 stats.faults["timeout"] += 1
-                stats.last_error = f"no answer within timeout_s={self.settings.timeout_s:g}s"
+                timeouts += 1
+                stats.last_error = f"no answer within {timeout:g} s"
+                # A single-slot server is still busy with the abandoned request: give it that long again.
+                wait = min(timeout, self.max_backoff_s * 4)
             except openai.APIConnectionError as exc:
                 stats.faults["connection"] += 1
                 cause = exc.__cause__ or exc
@@ -256,8 +331,8 @@ class OpenAIBackend:
             return head + ("Check that the server is running and that base_url is right "
                            "(it usually ends in /v1), then run again: finished calls are cached.")
         if "timeout" in stats.faults:
-            return head + ("The server is too slow for timeout_s; raise timeout_s or lower "
-                           "system.concurrency_limit, then run again: finished calls are cached.")
+            return head + ("The server is too slow for the timeout; raise timeout_s (per model, or system.timeout_s) "
+                           "or lower system.concurrency_limit, then run again: finished calls are cached.")
         return head + ("The server keeps failing; try again later, raise max_retries or lower "
                        "system.concurrency_limit. Finished calls are cached.")
 
@@ -285,7 +360,7 @@ class OpenAIBackend:
         s = self.settings
         body: dict[str, Any] = {"model": self.model, "max_tokens": s.max_tokens,
                                 "temperature": s.temperature if temperature is None else temperature}
-        want_lp = logprobs and self._logprobs
+        want_lp = logprobs and self.negotiation.logprobs
         if self.completion_mode:
             body["prompt"] = render_completion(messages, "Final label:" if classes else None)
             if classes and self.use_stop:
@@ -295,10 +370,9 @@ class OpenAIBackend:
             return body
         body["messages"] = messages
         if classes and fmt == "json":
-            body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "label", "strict": True, "schema": {
-                    "type": "object", "properties": {"label": {"type": "string", "enum": list(classes)}},
-                    "required": ["label"], "additionalProperties": False}}}
+            rf = response_format(self.negotiation.shape, label_schema(classes))
+            if rf is not None:
+                body["response_format"] = rf
         if want_lp and classes:
             body["logprobs"] = True
             body["top_logprobs"] = min(20, max(5, len(classes)))
@@ -318,7 +392,7 @@ class OpenAIBackend:
     def _fmt(self) -> AnswerFormat:
         if self.prompts.answer_style == "index":
             return "index"  # the user's Augmentoolkit prompt asks for reasoning, then `Final label: <index>`
-        return "json" if self._structured else "text"
+        return "text" if self.negotiation.shape == "text" else "json"
 
     async def generate(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Generation:
         """Free text (rules); max_tokens and temperature as given."""
@@ -330,7 +404,7 @@ class OpenAIBackend:
 
     async def _generate(self, body: dict, stats: _Stats) -> Generation:
         try:
-            resp = await self._send(body, stats)
+            resp = await self._send(body, stats, kind="text")
             text = self._text(resp)
         except _BadRequest as exc:
             raise RequestRejectedError(
@@ -349,25 +423,47 @@ class OpenAIBackend:
             return await self._classify_shapes(task, stats)
 
     async def _classify_shapes(self, task: LabelTask, stats: _Stats) -> Classification:
-        for _ in range(3):
+        """Until the server has answered once, one request at a time finds the shape it takes."""
+        self._state()
+        if not self.negotiation.settled:
+            async with self._negotiating:
+                if not self.negotiation.settled:  # the first request finds the shape; the rest wait for it
+                    return await self._classify_negotiating(task, stats)
+        return await self._classify_negotiating(task, stats)
+
+    async def _classify_negotiating(self, task: LabelTask, stats: _Stats) -> Classification:
+        while True:
             fmt = self._fmt()
             try:
-                return await self._classify(task, fmt, stats)
+                result = await self._classify(task, fmt, stats)
             except _BadRequest as exc:
-                context = any(w in exc.message.lower() for w in _CONTEXT_WORDS)
-                if fmt == "json" and self.settings.structured_output == "auto" and not context:
-                    self._structured = False  # the server does not take json_schema: stop asking
-                    continue
-                if self._logprobs and not context:
-                    self._logprobs = False  # some servers refuse logprobs: confidence then needs samples
-                    continue
-                hint = ("the document is too long for the model; lower system.chunk_size" if context else
-                        "if it rejects response_format, set structured_output: auto or none" if fmt == "json" else
-                        "check the server's log")
+                if is_context_error(exc.message):
+                    raise self._too_long(exc) from None
+                problem = shape_problem(exc.status, exc.message) or "format"
+                if self.negotiation.step_down(problem, exc.status, exc.message):
+                    continue  # a shape problem, not a fault: the next shape at once, no retry
                 raise RequestRejectedError(
-                    f"the server at {self.base_url} refused the request for model {self.model} "
-                    f"(HTTP {exc.status}: {exc.message}); {hint}") from None
-        raise RequestRejectedError(f"the server at {self.base_url} refused every request shape for model {self.model}")
+                    f"the server at {self.base_url} refused every request shape for model {self.model}, plain text "
+                    f"included (last: HTTP {exc.status}: {exc.message}); check the server's log") from None
+            self._answered += 1
+            if self.negotiation.settle():
+                self.negotiation.notes.append(f"labels are asked for as {self.negotiation.describe()}")
+                if self.on_negotiated is not None:
+                    self.on_negotiated(self.shape_state())
+            return result
+
+    def _too_long(self, exc: _BadRequest) -> LLMError:
+        """One chunk too long is that chunk's problem; many before any answer is the model's."""
+        self._context_refusals += 1
+        hint = ("lower system.chunk_size (or use fewer review.few_shot_per_class examples), or serve the model with a "
+                "larger context window (llama.cpp: --n_ctx / -c; vLLM: --max-model-len)")
+        if self._answered == 0 and self._context_refusals >= CONTEXT_STOP:
+            return LLMError(
+                f"the model {self.model} at {self.base_url} refused the first {self._context_refusals} labeling "
+                f"prompts as too long for its context window (HTTP {exc.status}: {exc.message}); {hint}")
+        return RequestRejectedError(
+            f"the server at {self.base_url} refused the request for model {self.model} "
+            f"(HTTP {exc.status}: {exc.message}); the document is too long for the model: {hint}")
 
     async def _classify(self, task: LabelTask, fmt: AnswerFormat, stats: _Stats) -> Classification:
         classes = list(task.classes)
@@ -378,7 +474,7 @@ class OpenAIBackend:
         for _round in range(1 + PARSE_RETRIES):
             body = self._body(messages, classes, fmt)
             try:
-                resp = await self._send(body, stats)
+                resp = await self._send(body, stats, kind="label")
                 raw = self._text(resp)
             except _Malformed as exc:
                 raise LLMError(f"the server at {self.base_url} (model {self.model}) gave an unusable answer: {exc}") from None

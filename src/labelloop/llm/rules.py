@@ -9,12 +9,19 @@ from pathlib import Path
 import yaml
 
 from labelloop.errors import LabelloopError
+from labelloop.files import write_yaml
 from labelloop.llm.base import Backend, Generation
 from labelloop.llm.calls import CallLog
 from labelloop.llm.prompts import PromptSet, build_rules_messages
-from labelloop.store import LLM_SOURCES, Label, Rules, Store
+from labelloop import labels as policy
+from labelloop.store import Label, Rules, Store
 
-RULES_MAX_TOKENS = 1024
+RULES_MAX_TOKENS = 1024  # the default of rules_max_tokens
+
+
+def _max_tokens(backend: Backend) -> int:
+    settings = getattr(backend, "settings", None)
+    return int(getattr(settings, "rules_max_tokens", RULES_MAX_TOKENS))
 
 
 def missing_classes(text: str, classes: Sequence[str]) -> list[str]:
@@ -31,13 +38,13 @@ def _clean(text: str) -> str:
 async def _write(call_log: CallLog, backend: Backend, *, description: str, classes: Sequence[str],
                  samples: Sequence[str], prompts: PromptSet | None = None) -> Generation:
     messages = build_rules_messages(description, classes, samples, prompts)
-    gen = await call_log.generate(backend, messages, "rules", max_tokens=RULES_MAX_TOKENS, temperature=0.0)
+    gen = await call_log.generate(backend, messages, "rules", max_tokens=_max_tokens(backend), temperature=0.0)
     missing = missing_classes(gen.text, classes)
     if missing:
         fix = [*messages, {"role": "assistant", "content": gen.text}, {"role": "user", "content": (
             f"Your rules never name the class(es) {', '.join(missing)}. Rewrite the numbered rules so that "
             f"every class ({', '.join(classes)}) is named and described. Output only the rules.")}]
-        second = await call_log.generate(backend, fix, "rules", max_tokens=RULES_MAX_TOKENS, temperature=0.0)
+        second = await call_log.generate(backend, fix, "rules", max_tokens=_max_tokens(backend), temperature=0.0)
         if len(missing_classes(second.text, classes)) < len(missing):
             gen = second
     if not _clean(gen.text):
@@ -56,13 +63,50 @@ async def write_rules(call_log: CallLog, backend: Backend, *, description: str, 
     return _clean(gen.text)
 
 
+# Words a rule may use without saying anything about a class.
+_FILLER = set("""a an the and or of to in on for with by as is are be it its this that these those when which
+what label labels labeled labelling labeling text texts document documents article articles item items class
+classes classify category mainly mostly about main subject topic topics if else otherwise use used default
+rule rules no none any one each every clearly apply applies belongs belong it's not do does should must""".split())
+
+
+def says_nothing(text: str, classes: Sequence[str]) -> bool:
+    """True when rules only restate the class names ("label a text sports when it is about sports").
+
+    What is left after removing the class names, numbering and filler words must hold at least
+    two words of its own per class.
+    """
+    low = text.lower()
+    for name in sorted(classes, key=len, reverse=True):
+        low = re.sub(rf"(?<!\w){re.escape(name.lower())}(?!\w)", " ", low)
+    words = {w for w in re.findall(r"[a-z][a-z'-]+", low) if w not in _FILLER and len(w) > 2}
+    return len(words) < 2 * len(classes)
+
+
+def description_rules(description: str, classes: Sequence[str]) -> str:
+    """Rules made from the task description, when the model's rules say nothing."""
+    return "\n".join([f"1. {description.strip()}", f"2. Choose exactly one of: {', '.join(classes)}."])
+
+
 async def create_rules(store: Store, backend: Backend, *, description: str, classes: Sequence[str],
                        samples: Sequence[str], call_log: CallLog | None = None,
-                       prompts: PromptSet | None = None) -> Rules:
-    """Write rules with the backend and store them as a new version authored by its model."""
+                       prompts: PromptSet | None = None, notes: list[str] | None = None) -> Rules:
+    """Write rules with the backend and store them as a new version authored by its model.
+
+    Rules that only restate the class names are replaced by the description (noted in `notes`);
+    people can edit them in the review app or with `labelloop rules edit`.
+    """
     gen = await _write(call_log or CallLog(store), backend, description=description, classes=classes,
                        samples=samples, prompts=prompts)
-    return store.add_rules(_clean(gen.text), author=backend.model, model=backend.model, call_id=gen.call_id)
+    writer = getattr(backend, "generate_model", backend.model)
+    text = _clean(gen.text)
+    if says_nothing(text, classes) and not says_nothing(description, classes):
+        if notes is not None:
+            notes.append(f"the rules {writer} wrote only restate the class names; the task description is used as "
+                         "the rules instead (edit them in the review app, or with `labelloop rules edit`)")
+        return store.add_rules(description_rules(description, classes), author=f"description ({writer}'s rules "
+                               "restated the classes)", model=writer, call_id=gen.call_id)
+    return store.add_rules(text, author=writer, model=writer, call_id=gen.call_id)
 
 
 def edit_rules(store: Store, new_text: str, author: str = "human") -> Rules:
@@ -81,9 +125,9 @@ def stale_llm_labels(store: Store) -> list[Label]:
     latest = store.rules()
     if latest is None:
         return []
-    human = {lab.chunk_id for lab in store.labels("human")}
+    human = {lab.chunk_id for lab in store.labels(policy.HUMAN)}
     return [
-        lab for source in LLM_SOURCES for lab in store.labels(source)
+        lab for source in policy.LLM_SOURCES for lab in store.labels(source)
         if lab.rules_version is not None and lab.rules_version < latest.version and lab.chunk_id not in human
     ]
 
@@ -120,7 +164,5 @@ def write_rules_yaml(store: Store, path: str | Path) -> Path:
             entry["response"] = call.response.get("text")
         versions.append(entry)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.dump({"rules_versions": versions}, Dumper=_BlockDumper, sort_keys=False,
-                              allow_unicode=True, width=100), encoding="utf-8")
+    write_yaml(path, {"rules_versions": versions}, Dumper=_BlockDumper)
     return path

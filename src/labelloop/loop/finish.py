@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 
 from labelloop.config import Config
+from labelloop import files
+from labelloop import labels as policy
 from labelloop.loop import outputs
 from labelloop.store import Store
 
@@ -33,8 +35,8 @@ def write_final_outputs(config: Config, store: Store, n: int, student_input, con
 
 
 def _write_truth(store: Store, out) -> None:
-    large = store.labels_by_chunk("llm-large")
-    human = store.labels_by_chunk("human")
+    large = store.labels_by_chunk(policy.LARGE)
+    human = store.labels_by_chunk(policy.HUMAN)
     rows = []
     for c in store.chunks("test"):
         lab = large.get(c.id)
@@ -49,15 +51,15 @@ def _write_truth(store: Store, out) -> None:
             "reason": lab.reason if lab else None,
             "human_label": human[c.id].label if c.id in human else None,
         })
-    outputs.write_yaml(outputs.truth_path(out), rows)
+    files.write_yaml(outputs.truth_path(out), rows)
 
 
 def predict_rest(store: Store, model_path: str, student_input, out, *, progress: bool, batch_size: int = 64) -> int:
     """Predict every chunk no LLM labeled; write final_classifier_output/predictions.jsonl."""
     from labelloop.classify import load_student
-    from labelloop.predict import iter_predictions
+    from labelloop.serving.predict import iter_predictions
 
-    llm_labeled = {lab.chunk_id for lab in store.labels() if lab.source in ("llm-small", "llm-large", "human")}
+    llm_labeled = {lab.chunk_id for lab in store.labels() if lab.source in policy.PRECEDENCE}
     rest = [c for c in store.chunks() if c.id not in llm_labeled]
     student = load_student(model_path)
     rows = (
@@ -66,4 +68,4 @@ def predict_rest(store: Store, model_path: str, student_input, out, *, progress:
             rest, iter_predictions(student, [c.text for c in rest], student_input, batch_size, progress=progress)
         )
     )
-    return outputs.write_jsonl(outputs.predictions_path(out), rows)
+    return files.write_jsonl(outputs.predictions_path(out), rows)

@@ -1,93 +1,107 @@
-"""Likely LLM label errors in the training set: confident learning (cleanlab) on out-of-sample probabilities.
+"""Likely LLM label errors, ranked once per round and stored: pruning, re-labeling and review all read it.
 
-After each round the student's cross-validated probabilities on its own training chunks
-(recorded by training.train_round) are compared with the labels it learned from. Flagged
-LLM labels go to the review app's "Likely label errors" queue, or, with
-`review.relabel_suspects: true`, back to the large model before the next round.
+After round n's student is cross-validated on its own training chunks (the student itself,
+`cross_val_proba`), confident learning ranks the training labels it disagrees with
+(labelloop.classify.label_quality). The test labels are ranked too, against the student's
+held-out probabilities. Both rankings go into the iteration's metrics under METRICS_KEY, so
+the pruning of this round, the re-labeling after it and the review app's "Likely label
+errors" queue all see the same list, and a resumed run reads it instead of computing it again.
 """
 
 from __future__ import annotations
 
-import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from labelloop import labels as policy
+from labelloop.classify.label_quality import find_issues
 from labelloop.config import Config
 from labelloop.store import Store
 
 METRICS_KEY = "label_errors"
-LLM_SOURCES = ("llm-small", "llm-large")
 
 
 @dataclass
 class Flags:
-    """What confident learning found in one round's training labels."""
+    """What confident learning found in one round's labels (stored in the iteration's metrics)."""
 
-    flagged: list[int] = field(default_factory=list)  # chunk ids, most likely error first
-    checked: int = 0  # labels that had out-of-sample probabilities
+    flagged: list[int] = field(default_factory=list)  # LLM training labels, chunk ids, most likely error first
+    scores: list[float] = field(default_factory=list)  # the student's probability of each flagged label
+    checked: int = 0  # training labels that had out-of-sample probabilities
     note: str | None = None  # why nothing could be checked
     relabeled: list[int] = field(default_factory=list)  # chunk ids sent to the large model
+    test_flagged: list[int] = field(default_factory=list)  # test labels (the large model's), same ranking
+    test_scores: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-def rank_label_issues(given: np.ndarray, probs: np.ndarray) -> list[int]:
-    """Row indices cleanlab flags as label issues, most likely first (ValueError if it cannot rank)."""
-    from cleanlab.filter import find_label_issues
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ranked = find_label_issues(labels=np.asarray(given), pred_probs=np.asarray(probs),
-                                       return_indices_ranked_by="self_confidence", n_jobs=1)
-    except Exception as exc:  # cleanlab rejects degenerate inputs (e.g. a class never given)
-        raise ValueError(f"cleanlab could not rank these labels: {exc}") from exc
-    return [int(i) for i in ranked]
+    @classmethod
+    def from_metrics(cls, metrics: dict | None) -> Flags:
+        data = (metrics or {}).get(METRICS_KEY) or {}
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def flag_round(config: Config, store: Store, n: int) -> Flags:
-    """Flag round n's LLM training labels that its out-of-sample probabilities call likely wrong."""
-    from labelloop.loop.training import round_data
+def rank_round(chunk_ids: list[int], labels: list[str], sources: list[str], probs: np.ndarray,
+               classes: list[str]) -> tuple[list[int], Flags]:
+    """Rank a round's training labels: (rows cleanlab flags, most likely first; Flags of the LLM ones).
 
-    classes = config.classes
-    data = round_data(store, n)
-    student = store.labels_by_chunk("student")
-    ids, given, probs, sources = [], [], [], []
-    for c, lab, src in zip(data.train, data.train_labels, data.train_sources):
-        s = student.get(c.id)
-        if lab not in classes or s is None or s.iteration != n or not s.probs:
-            continue
-        row = np.array([float(s.probs.get(k, 0.0)) for k in classes])
-        if not row.sum() > 0:
-            continue
-        ids.append(c.id)
-        given.append(classes.index(lab))
-        probs.append(row / row.sum())
-        sources.append(src)
-    if len(ids) < 2 * len(classes) or len(set(given)) < 2:
-        return Flags(checked=len(ids), note=f"needs at least {2 * len(classes)} labels in two or more classes "
-                                            f"with out-of-sample probabilities; {len(ids)} have them")
-    try:
-        ranked = rank_label_issues(np.array(given), np.array(probs))
-    except ValueError as exc:
-        return Flags(checked=len(ids), note=str(exc))
-    # A person's label is never a suspect: it is the reference.
-    return Flags(flagged=[ids[i] for i in ranked if sources[i] in LLM_SOURCES], checked=len(ids))
+    A person's label is the reference, never a suspect: it is ranked with the others but not flagged.
+    """
+    given = np.array([classes.index(lab) for lab in labels], dtype=np.int64)
+    issues = find_issues(given, probs, len(classes))
+    keep = [(row, score) for row, score in zip(issues.rows, issues.scores) if sources[row] in policy.LLM_SOURCES]
+    flags = Flags(flagged=[chunk_ids[r] for r, _ in keep], scores=[s for _, s in keep], checked=issues.checked,
+                  note=issues.note)
+    return [r for r, _ in keep], flags
 
 
-def relabel(config: Config, store: Store, n: int, flagged: list[int], rules, *, embed=None,
+def rank_test(flags: Flags, train: tuple[list[int], list[str], np.ndarray],
+              test: tuple[list[int], list[str], np.ndarray], classes: list[str]) -> None:
+    """Add the test labels (the large model's) that the student's held-out probabilities call wrong.
+
+    Test rows are ranked together with the training rows (a test set alone is often too small for
+    confident learning to estimate per-class thresholds); only the test rows are kept. The training
+    ranking itself (what the round prunes) is rank_round's, on the training rows alone.
+    """
+    test_ids, test_labels, test_probs = test
+    if not test_ids:
+        return
+    train_ids, train_labels, train_probs = train
+    labels = list(train_labels) + list(test_labels)
+    probs = np.vstack([np.asarray(train_probs).reshape(-1, len(classes)), np.asarray(test_probs)])
+    given = np.array([classes.index(lab) for lab in labels], dtype=np.int64)
+    issues = find_issues(given, probs, len(classes))
+    n_train = len(train_ids)
+    kept = [(row - n_train, score) for row, score in zip(issues.rows, issues.scores) if row >= n_train]
+    flags.test_flagged = [test_ids[r] for r, _ in kept]
+    flags.test_scores = [score for _, score in kept]
+
+
+def rows_to_prune(flagged_rows: list[int], labels: list[str]) -> list[int]:
+    """The flagged rows the student trains without: every one, except that no class is left without examples."""
+    left = Counter(labels)
+    out = []
+    for row in flagged_rows:
+        if left[labels[row]] > 1:
+            left[labels[row]] -= 1
+            out.append(row)
+    return out
+
+
+def relabel(config: Config, store: Store, n: int, flagged: list[int], rules, teachers, *,
             progress: bool = False) -> list[int]:
-    """Ask the large model about flagged small-model labels; its label then wins (Store.final_labels)."""
-    from labelloop.loop.labeling import label, missing_labels
+    """Ask the large model about flagged small-model labels; its label then counts (labelloop.labels)."""
+    from labelloop.loop.labeling import missing_labels
 
-    human = store.labels_by_chunk("human")
-    small = store.labels_by_chunk("llm-small")
+    human = store.labels_by_chunk(policy.HUMAN)
+    small = store.labels_by_chunk(policy.SMALL)
     suspects = [cid for cid in flagged if cid in small and cid not in human]
     if not suspects:
         return []
     chunks = store.chunks(ids=suspects)
-    todo = missing_labels(store, chunks, "llm-large", rules)
-    label(config, store, todo, "large", rules, iteration=n, embed=embed, progress=progress)
+    todo = missing_labels(store, chunks, policy.LARGE, rules)
+    teachers.label(store, todo, "large", rules, iteration=n, progress=progress)
     return suspects

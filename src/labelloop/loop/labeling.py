@@ -6,27 +6,100 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from labelloop import labels as policy
 from labelloop.config import Config, resolve_llm
 from labelloop.llm.base import Example
 from labelloop.store import Chunk, Rules, Store
 
-ROLE_SOURCE = {"small": "llm-small", "large": "llm-large"}
-SOURCE_ROLE = {v: k for k, v in ROLE_SOURCE.items()}
 
 
-def with_backend(config: Config, role: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run fn(backend) in a fresh event loop; the backend is made and closed inside it."""
-    from labelloop.llm.factory import make_backend
-    from labelloop.llm.prompts import PromptSet
+class Teachers:
+    """The run's LLM backends, one per role, made on first use and kept for the whole run.
 
-    async def main() -> Any:
-        backend = make_backend(resolve_llm(config, role), config.system, PromptSet.from_config(config))  # type: ignore[arg-type]
+    A backend lives as long as the run, so what it learns about its server (the in-flight limit,
+    the request shape that works) is learned once. Each step runs in its own event loop; the
+    HTTP client is closed after each step and made again for the next (it belongs to its loop).
+    """
+
+    def __init__(self, config: Config, embed: Callable[[list[str]], Any] | None = None, *,
+                 store: Store | None = None, say: Callable[[str], None] | None = None):
+        from labelloop.llm.prompts import PromptSet
+
+        self.config = config
+        self.embed = embed
+        self.store = store  # remembers what each server takes (the request shape) between runs
+        self.say = say or (lambda _line: None)
+        self.prompts = PromptSet.from_config(config)
+        self._backends: dict[str, Any] = {}
+
+    def backend(self, role: str):
+        if role not in self._backends:
+            from labelloop.llm.factory import make_backend
+
+            backend = make_backend(resolve_llm(self.config, role), self.config.system, self.prompts)  # type: ignore[arg-type]
+            if self.store is not None and hasattr(backend, "restore_shape"):
+                store, key = self.store, backend.shape_key
+                backend.restore_shape(store.get_meta(key))
+                backend.on_negotiated = lambda state: store.set_meta(key, state)  # before any other answer is logged
+            self._backends[role] = backend
+        return self._backends[role]
+
+    def run(self, role: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+        """fn(backend) in a fresh event loop; what the backend learned about its server is kept and said."""
+        backend = self.backend(role)
+
+        async def main() -> Any:
+            try:
+                return await fn(backend)
+            finally:
+                await backend.aclose()
+
         try:
-            return await fn(backend)
+            return asyncio.run(main())
         finally:
-            await backend.aclose()
+            self._remember(backend)
 
-    return asyncio.run(main())
+    def _remember(self, backend) -> None:
+        for line in getattr(backend, "take_notes", lambda: [])():
+            self.say(line)
+
+    def rules(self, store: Store, samples: Sequence[str]) -> Rules:
+        """The latest rules; the large model writes version 1 if there are none yet."""
+        rules = store.rules()
+        if rules is not None:
+            return rules
+        from labelloop.llm.rules import create_rules
+
+        config = self.config
+        notes: list[str] = []
+        rules = self.run("large", lambda backend: create_rules(
+            store, backend, description=config.classification.desc, classes=config.classes,
+            samples=list(samples), prompts=self.prompts, notes=notes,
+        ))
+        for note in notes:
+            self.say(f"warning: {note}")
+        return rules
+
+    def label(self, store: Store, chunks: Sequence[Chunk], role: str, rules: Rules, *, iteration: int | None,
+              progress: bool = True) -> Any:
+        """Label chunks with one role's model; results land in the store as they arrive."""
+        if not chunks:
+            return None
+        from labelloop.llm.fewshot import FewShotPicker
+        from labelloop.llm.labeler import label_chunks
+
+        config = self.config
+        pool = [ex for _cid, ex in few_shot_examples(store, exclude={c.id for c in chunks})]
+        picker = (
+            FewShotPicker(pool, embed=self.embed, per_class=config.review.few_shot_per_class)
+            if pool and self.embed is not None and config.review.few_shot_per_class > 0
+            else None
+        )
+        return self.run(role, lambda backend: label_chunks(
+            store, backend, list(chunks), source=policy.ROLE_SOURCE[role], classes=config.classes, rules=rules,
+            description=config.classification.desc, few_shot=picker,
+            concurrency_limit=config.system.concurrency_limit, iteration=iteration, progress=progress,
+        ))
 
 
 def prompt_notes(config: Config) -> list[str]:
@@ -48,74 +121,13 @@ def prompt_notes(config: Config) -> list[str]:
     return notes
 
 
-def ensure_rules(config: Config, store: Store, samples: Sequence[str]) -> Rules:
-    """The latest rules; the large model writes version 1 if there are none yet."""
-    rules = store.rules()
-    if rules is not None:
-        return rules
-    from labelloop.llm.prompts import PromptSet
-    from labelloop.llm.rules import create_rules
-
-    return with_backend(
-        config,
-        "large",
-        lambda backend: create_rules(
-            store, backend,
-            description=config.classification.desc,
-            classes=config.classes,
-            samples=list(samples),
-            prompts=PromptSet.from_config(config),
-        ),
-    )
-
-
 def few_shot_examples(store: Store, exclude: set[int] = frozenset()) -> list[tuple[int, Example]]:
     """Human-reviewed labels, the labeler's few-shot pool."""
     out = []
-    for lab in store.labels("human"):
+    for lab in store.labels(policy.HUMAN):
         if lab.status == "ok" and lab.label is not None and lab.chunk_id not in exclude:
             out.append((lab.chunk_id, Example(text=store.chunk(lab.chunk_id).text, label=lab.label)))
     return out
-
-
-def label(
-    config: Config,
-    store: Store,
-    chunks: Sequence[Chunk],
-    role: str,
-    rules: Rules,
-    *,
-    iteration: int | None,
-    embed: Callable[[list[str]], Any] | None,
-    progress: bool = True,
-) -> Any:
-    """Label chunks with one role's model; results land in the store as they arrive."""
-    if not chunks:
-        return None
-    from labelloop.llm.fewshot import FewShotPicker
-    from labelloop.llm.labeler import label_chunks
-
-    pool = [ex for _cid, ex in few_shot_examples(store, exclude={c.id for c in chunks})]
-    picker = (
-        FewShotPicker(pool, embed=embed, per_class=config.review.few_shot_per_class)
-        if pool and embed is not None and config.review.few_shot_per_class > 0
-        else None
-    )
-    return with_backend(
-        config,
-        role,
-        lambda backend: label_chunks(
-            store, backend, list(chunks),
-            source=ROLE_SOURCE[role],
-            classes=config.classes,
-            rules=rules,
-            description=config.classification.desc,
-            few_shot=picker,
-            concurrency_limit=config.system.concurrency_limit,
-            iteration=iteration,
-            progress=progress,
-        ),
-    )
 
 
 def missing_labels(store: Store, chunks: Sequence[Chunk], source: str, rules: Rules) -> list[Chunk]:
@@ -124,7 +136,7 @@ def missing_labels(store: Store, chunks: Sequence[Chunk], source: str, rules: Ru
     A chunk a human has labeled needs nothing: the human label wins regardless of rules.
     """
     have = store.labels_by_chunk(source)
-    human = store.labels_by_chunk("human")
+    human = store.labels_by_chunk(policy.HUMAN)
     todo = []
     for c in chunks:
         lab = have.get(c.id)

@@ -1,17 +1,10 @@
-"""Files a run writes, in the layout Augmentoolkit documents. Folders appear complete or not at all."""
+"""Where a run's files go, in the layout Augmentoolkit documents (labelloop.files writes them atomically)."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-import yaml
 
 
 def classifier_dir(output_dir: Path, n: int) -> Path:
@@ -28,48 +21,6 @@ def truth_path(output_dir: Path) -> Path:
 
 def predictions_path(output_dir: Path) -> Path:
     return output_dir / "final_classifier_output" / "predictions.jsonl"
-
-
-def save_folder_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder into a temp sibling, then rename it into place: complete or absent."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-@contextmanager
-def atomic_file(path: Path, mode: str = "w") -> Iterator:
-    """Open a temp file beside path; it replaces path only when the block finishes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, encoding="utf-8") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    n = 0
-    with atomic_file(path) as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
-
-
-def write_yaml(path: Path, data) -> None:
-    with atomic_file(path) as fh:
-        yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True, width=100)
 
 
 _TEMP_PREFIXES = (".classifier_", ".dataset_", ".predictions.jsonl.", ".llm_classifications.yaml.",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labelloop.classify.student_input import StudentInput
 from labelloop.config import Config
 from labelloop.store import Chunk, Store
 
@@ -25,15 +26,15 @@ def candidates(pool_ids: Sequence[int], limit: int, seed: int, round_: int) -> l
     return sorted(random.Random(f"pool-{seed}-{round_}").sample(ids, limit))
 
 
-def encode(config: Config, store: Store, chunks: Sequence[Chunk], student_input) -> np.ndarray:
+def encode(config: Config, store: Store, chunks: Sequence[Chunk], contract: StudentInput) -> np.ndarray:
     """The student encoder's embeddings of these chunks as the student sees them (cached in the store)."""
     from labelloop.classify.encoder import Encoder
 
-    enc = Encoder(config.student_model, cache=store, max_seq_length=config.student.max_seq_length)
-    return enc.encode(student_input([c.text for c in chunks]))
+    enc = Encoder(config.student_model, cache=store, max_seq_length=contract.max_length)
+    return enc.encode(contract.prepare([c.text for c in chunks]))
 
 
-def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: Sequence[Chunk], student_input,
+def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: Sequence[Chunk], contract,
                   embeddings: np.ndarray | None = None) -> np.ndarray:
     """Class probabilities of a saved student, columns in config.classes order.
 
@@ -48,14 +49,14 @@ def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: S
         from labelloop.classify.head import head_proba
 
         coef, intercept = load_head(Path(model_dir), len(saved))
-        X = embeddings if embeddings is not None else encode(config, store, chunks, student_input)
+        X = embeddings if embeddings is not None else encode(config, store, chunks, contract)
         probs = head_proba(X, coef, intercept)
     else:
         from labelloop.classify import load_student
 
         student = load_student(model_dir)
         saved = list(student.classes_)
-        probs = np.asarray(student.predict_proba(student_input([c.text for c in chunks])))
+        probs = np.asarray(student.predict_proba(contract([c.text for c in chunks])))
     out = np.zeros((len(chunks), len(config.classes)))
     for j, cls in enumerate(saved):
         if cls in config.classes:
@@ -70,17 +71,17 @@ def label_counts(store: Store) -> dict[str, int]:
 
 
 def sampler_state(config: Config, store: Store, sampler, pool: Sequence[Chunk], round_: int,
-                  student_input) -> dict:
+                  contract) -> dict:
     """The keyword arguments a sampler asked for, for round `round_` (its student: round_ - 1)."""
     state: dict = {}
     if not (sampler.needs_probs or sampler.needs_embeddings):
         return state
     state["classes"] = config.classes
-    X = encode(config, store, pool, student_input)
+    X = encode(config, store, pool, contract)
     state["embeddings"] = X  # every student-guided strategy spreads its first batch over embedding clusters
     prev = _model_dir(store, round_ - 1)
     if sampler.needs_probs and prev:
-        state["probs"] = student_probs(config, store, prev, pool, student_input, embeddings=X)
+        state["probs"] = student_probs(config, store, prev, pool, contract, embeddings=X)
         state["label_counts"] = label_counts(store)
     return state
 

@@ -1,7 +1,8 @@
-"""What the loop records about a finished round besides its scores: stop-set predictions, label-error flags.
+"""What the loop records about a finished round besides its scores: the stop-set predictions.
 
-Both are stored once in the iteration's metrics JSON, so a resumed run reads them instead of
-computing them again, and the stopping rules and the report see the same values.
+They are stored once in the iteration's metrics JSON (as the label-error ranking is, by
+training.train_round), so a resumed run reads them instead of computing them again, and the
+stopping rules and the report see the same values.
 """
 
 from __future__ import annotations
@@ -9,21 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from labelloop.config import Config
-from labelloop.loop.label_errors import METRICS_KEY, Flags, flag_round
+from labelloop.loop.label_errors import METRICS_KEY, Flags
 from labelloop.loop.stopping import STOP_SET_KEY
 from labelloop.store import Iteration, Store
 
 
 def record_round_checks(config: Config, store: Store, n: int, student_input) -> Iteration:
-    """Add stop-set predictions (when the kappa rule is on) and label-error flags to round n's metrics."""
+    """Add stop-set predictions (when the kappa rule is on) to round n's metrics."""
     it = iteration(store, n)
     metrics = dict(it.metrics or {})
     changed = False
     if config.stopping.kappa is not None and STOP_SET_KEY not in metrics and it.model_path:
         metrics[STOP_SET_KEY] = stop_set_predictions(config, store, it.model_path, student_input)
-        changed = True
-    if METRICS_KEY not in metrics:
-        metrics[METRICS_KEY] = flag_round(config, store, n).to_dict()
         changed = True
     if changed:
         store.finish_iteration(n, metrics=metrics)
@@ -35,9 +33,9 @@ def save_relabeled(store: Store, n: int, relabeled: list[int]) -> None:
     """Remember which flagged labels went back to the large model after round n."""
     it = iteration(store, n)
     metrics = dict(it.metrics or {})
-    flags = dict(metrics.get(METRICS_KEY) or Flags().to_dict())
-    flags["relabeled"] = relabeled
-    metrics[METRICS_KEY] = flags
+    flags = Flags.from_metrics(metrics)
+    flags.relabeled = relabeled
+    metrics[METRICS_KEY] = flags.to_dict()
     store.finish_iteration(n, metrics=metrics)
 
 

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from labelloop import labels as policy
+from labelloop.classify.student_input import CONTRACT_META, StudentInput
 from labelloop.config import Config
 from labelloop.errors import IngestError, LabelloopError
 from labelloop.loop import outputs
-from labelloop.loop.labeling import ensure_rules, label, missing_labels
+from labelloop.loop.labeling import Teachers, missing_labels
 from labelloop.loop.sampling import make_sampler, pick
+from labelloop.loop.sizes import RULES_SAMPLES, round_size, test_size
 from labelloop.loop.stopping import first_stop, make_stops
 from labelloop.loop.summary import iteration_table
 from labelloop.store import Iteration, Store
@@ -32,13 +35,18 @@ class RunResult:
 
 def run(config: Config, *, console: Console | None = None, progress: bool = True) -> RunResult:
     console = console or Console()
+    from labelloop.models import resolve_model
+
+    # Before anything is written or paid for: the student's base model must be here (or on a reachable hub).
+    base = resolve_model(config.student_model, config.student_model_setting)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     outputs.clean_stale_temps(config.output_dir)
     store = Store(config.db_path)
-    _pin_classes(store, config)
+    contract = StudentInput.from_config(config, base)
+    _pin_project(store, config, contract)
     run_id = store.start_run("run")
     try:
-        result = _run(config, store, console, progress)
+        result = _run(config, store, contract, console, progress)
     except BaseException as exc:
         store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -46,14 +54,14 @@ def run(config: Config, *, console: Console | None = None, progress: bool = True
     return result
 
 
-def _run(config: Config, store: Store, console: Console, progress: bool) -> RunResult:
+def _run(config: Config, store: Store, contract: StudentInput, console: Console, progress: bool) -> RunResult:
     out = config.output_dir
     from labelloop.loop.labeling import prompt_notes
 
     for note in prompt_notes(config):
         console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
-    # Before anything is paid for: the student's base model must be here (or on a reachable hub).
-    base = _student_base(config)
+    teachers = Teachers(config, embed=_embedder(config, store, contract), store=store,
+                        say=lambda line: console.print(f"LLM: {line}", highlight=False, markup=False))
 
     console.rule("[bold]1. Ingest")
     from labelloop.ingest.pipeline import ingest
@@ -65,58 +73,56 @@ def _run(config: Config, store: Store, console: Console, progress: bool) -> RunR
         raise IngestError(f"no chunks in {config.path.input_dir}; add documents there and run again")
 
     console.rule("[bold]2. Rules (large model)")
-    samples = random.Random(config.sampling.seed).sample([c.text for c in chunks], min(5, len(chunks)))
-    rules = ensure_rules(config, store, samples)
+    samples = random.Random(config.sampling.seed).sample([c.text for c in chunks], min(RULES_SAMPLES, len(chunks)))
+    rules = teachers.rules(store, samples)
     from labelloop.llm.rules import write_rules_yaml
 
     write_rules_yaml(store, out / "rules_creation_generation.yaml")
     console.print(f"Rules v{rules.version} by {rules.author}: `labelloop rules show {out}`")
 
-    embed = _embedder(config, store)
     console.rule("[bold]3. Test set (large model: the teacher's truth)")
     test = _ensure_test_split(config, store, console)
-    label(config, store, missing_labels(store, test, "llm-large", rules), "large", rules, iteration=0, embed=embed,
-          progress=progress)
+    teachers.label(store, missing_labels(store, test, policy.LARGE, rules), "large", rules, iteration=0,
+                   progress=progress)
 
     sampler = make_sampler(config.sampling.strategy, config.sampling.seed)
-    student_input = _student_input(config)
     stops = make_stops(config)
     from labelloop.loop.round_checks import record_round_checks
     from labelloop.loop.training import train_round
 
     console.rule("[bold]4. Bootstrap loop")
-    console.print(f"Student: {describe_student(config, base)}", highlight=False)
+    console.print(f"Student: {describe_student(config, contract)}", highlight=False)
     console.print(f"Sampling: {sampler}; stopping: {'; '.join(str(s) for s in stops)}")
     n, reason = 1, ""
     while True:
-        _ensure_train_batch(config, store, sampler, n, student_input)
+        _ensure_train_batch(config, store, sampler, n, contract)
         train = [c for c in store.chunks("train") if (c.split_iteration or 0) <= n]
-        label(config, store, missing_labels(store, train, "llm-small", rules), "small", rules, iteration=n, embed=embed,
-              progress=progress)
+        teachers.label(store, missing_labels(store, train, policy.SMALL, rules), "small", rules, iteration=n,
+                       progress=progress)
         done = {it.n: it for it in store.iterations() if it.status == "done"}
         if n not in done:
             t0 = time.perf_counter()
-            train_round(config, store, n, student_input)
+            train_round(config, store, n, contract)
             console.print(f"iteration {n} trained in {time.perf_counter() - t0:.1f}s")
-        record_round_checks(config, store, n, student_input)
+        record_round_checks(config, store, n, contract)
         history = [it for it in store.iterations() if it.status == "done" and it.n <= n]
         console.print(iteration_table(history))
         reason = first_stop(stops, history) or ""
-        _handle_label_errors(config, store, n, rules, embed, console, progress, another_round=not reason)
+        _handle_label_errors(config, store, n, rules, teachers, console, progress, another_round=not reason)
         if reason:
             break
         if not store.chunks(None) and not _assigned(store, n + 1):
             reason = "every chunk is labeled: no more data to add"
             break
         n += 1
-    n = _refresh_after_reviews(config, store, n, student_input, console, rules)
+    n = _refresh_after_reviews(config, store, n, contract, console, rules)
     store.set_stop_reason(n, reason)
     console.print(f"[bold]Stopped:[/bold] {reason}")
 
     console.rule("[bold]5. Outputs")
     from labelloop.loop.finish import write_final_outputs
 
-    final_model = write_final_outputs(config, store, n, student_input, console, progress=progress)
+    final_model = write_final_outputs(config, store, n, contract, console, progress=progress)
     return RunResult(store.iterations(), reason, final_model)
 
 
@@ -127,28 +133,23 @@ _STUDENT_KINDS = {
 }
 
 
-def _student_base(config: Config) -> str:
-    """The local folder of the student's base model; a model that is not here stops the run (exit 2)."""
-    from labelloop.models import resolve_model
-
-    return resolve_model(config.student_model, config.student_model_setting)
-
-
-def describe_student(config: Config, folder: str) -> str:
+def describe_student(config: Config, contract: StudentInput) -> str:
     """One line: which student type trains, on which base model, and where that came from."""
     kind = config.student.type
     if config.student_model:
         base = f"{config.student_model} ({config.student_model_setting})"
     else:
         base = "all-MiniLM-L6-v2 (packaged default)"
-    line = f"{kind} ({_STUDENT_KINDS.get(kind, kind)}) on {base}"
+    line = (f"{kind} ({_STUDENT_KINDS.get(kind, kind)}) on {base}; it sees {contract.budget} tokens per chunk "
+            f"({contract.truncation})")
     if config.training.model_path and kind != "transformer" and not config.student.encoder:
         line += ("; Augmentoolkit fine-tunes training.model_path, labelloop embeds with it: set student.type: "
                  "transformer for Augmentoolkit's behaviour")
     return line
 
 
-def _pin_classes(store: Store, config: Config) -> None:
+def _pin_project(store: Store, config: Config, contract: StudentInput) -> None:
+    """The classes a project was labeled with stay fixed; the run's student-input contract is recorded."""
     stored = store.get_meta("classes")
     if stored is not None and stored != config.classes:
         raise LabelloopError(
@@ -156,9 +157,7 @@ def _pin_classes(store: Store, config: Config) -> None:
             f"use a new path.output_dir for new classes, or restore the old list"
         )
     store.set_meta("classes", config.classes)
-    store.set_meta("truncation_type", config.training.truncation_type)
-    store.set_meta("student_max_tokens", (config.student.max_seq_length or 256) - 2)
-    store.set_meta("student_encoder", config.student_model)
+    store.set_meta(CONTRACT_META, contract.to_dict())
 
 
 def _ensure_test_split(config: Config, store: Store, console: Console) -> list:
@@ -166,9 +165,8 @@ def _ensure_test_split(config: Config, store: Store, console: Console) -> list:
     if test:
         return test
     pool = [c.id for c in store.chunks(None)]
-    size = config.training.test_set_size
-    if size > len(pool) // 2:
-        size = max(1, len(pool) // 2)
+    size = test_size(config, len(pool))
+    if size != config.training.test_set_size:
         console.print(
             f"[yellow]training.test_set_size {config.training.test_set_size} leaves too little to train on "
             f"with {len(pool)} chunks; using {size}. Add documents or lower test_set_size.[/yellow]"
@@ -183,47 +181,46 @@ def _assigned(store: Store, n: int) -> list:
     return [c for c in store.chunks("train") if c.split_iteration == n]
 
 
-def _ensure_train_batch(config: Config, store: Store, sampler, n: int, student_input) -> None:
+def _ensure_train_batch(config: Config, store: Store, sampler, n: int, contract: StudentInput) -> None:
     """Assign round n's new training chunks once; a resumed run finds them already assigned."""
     if _assigned(store, n):
         return
     from labelloop.loop.pool_state import candidates, sampler_state
 
-    size = config.training.train_set_size if n == 1 else config.training.train_set_increment
+    size = round_size(config, n)
     pool = [c.id for c in store.chunks(None)]
     if not pool:
         return
     state: dict = {}
     if sampler.needs_probs or sampler.needs_embeddings:
         pool = candidates(pool, config.sampling.pool_limit, config.sampling.seed, n)
-        state = sampler_state(config, store, sampler, store.chunks(ids=pool), n, student_input)
+        state = sampler_state(config, store, sampler, store.chunks(ids=pool), n, contract)
     store.assign_split(pick(sampler, pool, size, round_=n, **state), "train", iteration=n)
 
 
-def _handle_label_errors(config, store, n, rules, embed, console, progress, *, another_round: bool) -> None:
+def _handle_label_errors(config, store, n, rules, teachers, console, progress, *, another_round: bool) -> None:
     """Report round n's flagged labels; re-label them with the large model when asked and a round follows."""
-    from labelloop.loop.label_errors import METRICS_KEY, relabel
+    from labelloop.loop.label_errors import Flags, relabel
     from labelloop.loop.round_checks import iteration, save_relabeled
 
-    flags = (iteration(store, n).metrics or {}).get(METRICS_KEY) or {}
-    flagged = flags.get("flagged") or []
-    if flags.get("note"):
-        console.print(f"Label errors: not checked ({flags['note']}).")
-    if not flagged:
+    flags = Flags.from_metrics(iteration(store, n).metrics)
+    if flags.note:
+        console.print(f"Label errors: not checked ({flags.note}).")
+    if not flags.flagged:
         return
     if config.review.relabel_suspects and another_round:
-        done = relabel(config, store, n, flagged, rules, embed=embed, progress=progress)
-        if flags.get("relabeled") != done:
+        done = relabel(config, store, n, flags.flagged, rules, teachers, progress=progress)
+        if flags.relabeled != done:
             save_relabeled(store, n, done)
-        console.print(f"Label errors: {len(flagged)} of {flags.get('checked')} training labels look wrong "
+        console.print(f"Label errors: {len(flags.flagged)} of {flags.checked} training labels look wrong "
                       f"(cleanlab); {len(done)} re-labeled by the large model for iteration {n + 1}.")
     else:
-        console.print(f"Label errors: {len(flagged)} of {flags.get('checked')} training labels look wrong "
+        console.print(f"Label errors: {len(flags.flagged)} of {flags.checked} training labels look wrong "
                       f"(cleanlab): review them in the 'Likely label errors' queue (`labelloop review "
                       f"{config.output_dir}`).")
 
 
-def _refresh_after_reviews(config, store, n, student_input, console, rules) -> int:
+def _refresh_after_reviews(config, store, n, contract, console, rules) -> int:
     """Retrain once more when people reviewed or rules changed since the last finished round."""
     last = [it for it in store.iterations() if it.status == "done"][-1]
     mark = (last.metrics or {}).get("review_mark", 0)
@@ -235,12 +232,12 @@ def _refresh_after_reviews(config, store, n, student_input, console, rules) -> i
 
     why = "rules changed" if rules_changed else f"{latest_review - mark} new review action(s)"
     console.print(f"{why} since iteration {last.n}: training iteration {last.n + 1} on the current labels.")
-    train_round(config, store, last.n + 1, student_input)
+    train_round(config, store, last.n + 1, contract)
     console.print(iteration_table([it for it in store.iterations() if it.status == "done"]))
     return last.n + 1
 
 
-def _embedder(config: Config, store: Store):
+def _embedder(config: Config, store: Store, contract: StudentInput):
     """Embedding function for choosing few-shot examples; loads the encoder only when needed."""
     cache: dict = {}
 
@@ -248,13 +245,7 @@ def _embedder(config: Config, store: Store):
         if "enc" not in cache:
             from labelloop.classify.encoder import Encoder
 
-            cache["enc"] = Encoder(config.student_model, cache=store, max_seq_length=config.student.max_seq_length)
+            cache["enc"] = Encoder(config.student_model, cache=store, max_seq_length=contract.max_length)
         return cache["enc"].encode(texts)
 
     return embed
-
-
-def _student_input(config: Config):
-    from labelloop.loop.student_input import make_student_input
-
-    return make_student_input(config.student_model, config.student.max_seq_length, config.training.truncation_type)

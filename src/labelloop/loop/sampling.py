@@ -8,10 +8,13 @@ of those chunks, row for row. The runner does the loading (labelloop.loop.pool_s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import get_args
 
 import numpy as np
 
-STRATEGIES = ("sequential", "random", "uncertainty", "diverse-uncertainty", "balanced")
+from labelloop.config import SamplingStrategy
+
+STRATEGIES = get_args(SamplingStrategy)
 
 
 class Sequential:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from labelloop import labels as policy
 from labelloop.errors import LabelloopError, StoreError
 from labelloop.review.records import Record, load
 from labelloop.store import Store
@@ -42,7 +43,7 @@ class Outcome:
 
 def human_state(store: Store, chunk_id: int) -> dict | None:
     """The human label a chunk holds now, as stored in a review's `previous`, or None."""
-    labs = store.labels("human", chunk_ids=[chunk_id])
+    labs = store.labels(policy.HUMAN, chunk_ids=[chunk_id])
     return {"label": labs[0].label, "status": labs[0].status} if labs else None
 
 
@@ -127,9 +128,9 @@ def undo(store: Store, reviewer: str | None, count: int = 1) -> list[Outcome]:
                                         _state(current), message="changed by someone else since; left as it is"))
                 continue
             if restored is None:
-                store.delete_label(review.chunk_id, "human")
+                store.delete_label(review.chunk_id, policy.HUMAN)
             else:
-                store.set_label(review.chunk_id, "human", restored["label"], status=restored["status"])
+                store.set_label(review.chunk_id, policy.HUMAN, restored["label"], status=restored["status"])
             rid = store.add_review(review.chunk_id, "undo", restored["label"] if restored else None,
                                    previous={**(current or {}), "undoes": review.id, "restored": True},
                                    reviewer=reviewer)

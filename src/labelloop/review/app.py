@@ -20,7 +20,7 @@ from labelloop.errors import LabelloopError
 from labelloop.review import actions, queues
 from labelloop.review.highlight import Highlighter
 from labelloop.review.records import Snapshot, classes_of, load
-from labelloop.review.security import CSRF_FIELD, Guard, is_loopback, new_csrf_token
+from labelloop.web.guard import CSRF_FIELD, Guard, is_loopback, new_csrf_token
 from labelloop.store import Store
 
 HERE = Path(__file__).parent
@@ -291,8 +291,6 @@ def serve(output_dir: Path, host: str = "127.0.0.1", port: int = 8420, token: st
             f"read and change labels. Pass --token SECRET (or set {TOKEN_ENV}), or bind to --host 127.0.0.1")
     store = Store(Path(output_dir) / "labelloop.db", create=False)
     app = create_app(store, token)
-    # cleanlab (with scikit-learn) takes seconds to import: do it now, not on the first page view.
-    threading.Thread(target=lambda: __import__("cleanlab.filter"), daemon=True).start()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
     suffix = f"/?token={token}" if token else "/"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from labelloop.classify.student_input import CONTRACT_META, StudentInput
+from labelloop.errors import LabelloopError
 from labelloop.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,28 +22,30 @@ class Segment:
 
 
 class Highlighter:
-    """Splits texts into kept/cut segments with the run's student tokenizer; plain text if unavailable."""
+    """Splits texts into kept/cut segments by the student-input contract; plain text if there is none."""
 
-    def __init__(self, max_tokens: int | None, kind: str | None):
-        self.max_tokens = max_tokens
-        self.kind = kind or "head"
+    def __init__(self, contract: StudentInput | None):
+        self.contract = contract
         self.problem: str | None = None
-        self.encoder: str | None = None
 
     @classmethod
     def from_store(cls, store: Store) -> Highlighter:
-        max_tokens = store.get_meta("student_max_tokens")
-        made = cls(int(max_tokens) if max_tokens else None, store.get_meta("truncation_type"))
-        made.encoder = store.get_meta("student_encoder")
-        return made
+        """The contract of the newest trained student, else the one the run wrote before training."""
+        for it in reversed(store.iterations()):
+            if it.status == "done" and it.model_path and Path(it.model_path).is_dir():
+                try:
+                    return cls(StudentInput.load(it.model_path))
+                except LabelloopError as exc:
+                    log.warning("truncation highlight from %s unavailable: %s", it.model_path, exc)
+                break
+        saved = store.get_meta(CONTRACT_META)
+        return cls(StudentInput.from_dict(saved) if saved else None)
 
     def segments(self, text: str) -> list[Segment]:
-        if not self.max_tokens or self.problem:
+        if self.contract is None or self.problem:
             return [Segment(text)]
         try:
-            from labelloop.ingest.truncation import truncate
-
-            result = truncate(text, _tokenizer(self.encoder), self.max_tokens, self.kind)
+            result = self.contract.cut(text)
         except Exception as exc:  # the highlight is a help, never a reason to fail the page
             self.problem = f"truncation highlight unavailable: {exc}"
             log.warning(self.problem)
@@ -64,18 +67,3 @@ def split_by_spans(text: str, kept: list[tuple[int, int]]) -> list[Segment]:
     if pos < len(text):
         out.append(Segment(text[pos:], kept=False))
     return out or [Segment(text)]
-
-
-@functools.lru_cache(maxsize=2)
-def _tokenizer(encoder: str | None):
-    """The student encoder's Rust tokenizer (default: the packaged MiniLM), read from tokenizer.json."""
-    from labelloop.ingest.chunking import load_tokenizer
-    from labelloop.models import resolve_model
-
-    folder = Path(resolve_model(encoder))
-    for candidate in [folder / "tokenizer.json", *sorted(folder.glob("*/tokenizer.json"))]:
-        if candidate.is_file():
-            from tokenizers import Tokenizer
-
-            return Tokenizer.from_file(str(candidate))  # no transformers import: pages stay fast
-    return load_tokenizer(encoder)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import threading
 from dataclasses import dataclass
-
-import numpy as np
 
 from labelloop.errors import LabelloopError
 from labelloop.llm.injection import instruction_like
@@ -33,8 +28,8 @@ QUEUES = [
     Queue("discarded", "Discarded", "Thrown out by a person; not used for training or evaluation."),
     Queue("disagreements", "Student vs LLM", "Pending records where the student and the LLM differ, "
           "most confident student first."),
-    Queue("label-issues", "Likely label errors", "Pending records that confident learning (cleanlab) on the "
-          "student's out-of-sample probabilities flags, most likely error first."),
+    Queue("label-issues", "Likely label errors", "Pending records whose LLM label confident learning (cleanlab) "
+          "on the last student's out-of-sample probabilities flags, most likely error first."),
     Queue("low-confidence", "Low LLM confidence", f"Pending records the LLM left unlabeled or labeled with "
           f"confidence below {LOW_CONFIDENCE:.0%}, least confident first."),
     Queue("instruction-like", "Instruction-like text", "Pending records whose text holds instructions aimed at "
@@ -65,8 +60,8 @@ def records(snap: Snapshot, name: str, cls: str | None = None) -> tuple[list[Rec
     elif name == "instruction-like":
         out = [r for r in snap.records if r.state == "pending" and instruction_like(r.chunk.text)]
     else:
-        ranked, note = label_issues(snap)
-        out = [snap.by_id[cid] for cid in ranked if snap.by_id[cid].state == "pending"]
+        note = snap.issues_note
+        out = [snap.by_id[cid] for cid in snap.issues if cid in snap.by_id and snap.by_id[cid].state == "pending"]
     if cls is not None:
         out = [r for r in out if (r.human.label if r.state == "submitted" else r.suggestion[0]) == cls]
     return out, note
@@ -102,55 +97,6 @@ def page_of(items: list, page: int, size: int = PAGE_SIZE) -> tuple[list, int, i
     pages = max(1, math.ceil(len(items) / size))
     page = min(max(1, page), pages)
     return items[(page - 1) * size: page * size], page, pages
-
-
-# ------------------------------------------------------------------ confident learning
-
-_ISSUES_CACHE: dict[str, tuple[list[int], str | None]] = {}
-_ISSUES_LOCK = threading.Lock()
-
-
-def label_issues(snap: Snapshot) -> tuple[list[int], str | None]:
-    """Chunk ids cleanlab flags as likely label errors, ranked, and a note when it cannot run.
-
-    The given label is the one that counts now (human over LLM); the probabilities are the
-    student's, out-of-sample for train chunks (cross-validated) and for test chunks (held out).
-    """
-    classes = snap.classes
-    index = {c: i for i, c in enumerate(classes)}
-    ids, given, probs = [], [], []
-    for r in snap.records:
-        lab = r.given_label
-        if lab not in index or r.student is None or not r.student.probs:
-            continue
-        row = [float(r.student.probs.get(c, 0.0)) for c in classes]
-        total = sum(row)
-        if not total > 0:
-            continue
-        ids.append(r.id)
-        given.append(index[lab])
-        probs.append([p / total for p in row])
-    if len(classes) < 2:
-        return [], "needs at least two classes (meta `classes`)."
-    if len(ids) < 2 * len(classes):
-        return [], (f"needs student probabilities for at least {2 * len(classes)} labeled records; "
-                    f"{len(ids)} have them. Run an iteration of `labelloop run` first.")
-    key = hashlib.sha256(json.dumps([classes, ids, given, probs]).encode()).hexdigest()
-    with _ISSUES_LOCK:
-        if key not in _ISSUES_CACHE:
-            _ISSUES_CACHE.clear()
-            _ISSUES_CACHE[key] = _find(ids, np.asarray(given), np.asarray(probs))
-        return _ISSUES_CACHE[key]
-
-
-def _find(ids: list[int], given: np.ndarray, probs: np.ndarray) -> tuple[list[int], str | None]:
-    from labelloop.loop.label_errors import rank_label_issues
-
-    try:
-        ranked = rank_label_issues(given, probs)
-    except ValueError as exc:  # cleanlab rejects degenerate inputs (e.g. a class never given)
-        return [], str(exc)
-    return [ids[i] for i in ranked], None
 
 
 # ------------------------------------------------------------------ progress

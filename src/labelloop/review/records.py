@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from labelloop import labels as policy
 from labelloop.store import Chunk, Label, Store
 
 STATES = ("pending", "submitted", "discarded")
@@ -42,15 +43,15 @@ class Record:
         if self.llm_label is not None:
             return self.llm_label, self.llm.source, self.llm.confidence
         if self.student_label is not None:
-            return self.student_label, "student", self.student.confidence
+            return self.student_label, policy.STUDENT, self.student.confidence
         return None, None, None
 
     @property
     def given_label(self) -> str | None:
-        """The label that counts now: a human's (if kept), else the LLM's."""
-        if self.human is not None:
-            return self.human.label if self.human.status == "ok" else None
-        return self.llm_label
+        """The label that counts now (labelloop.labels.final): a person's if any, else the LLM's."""
+        held = {lab.source: lab for lab in (self.llm, self.human) if lab is not None}
+        counted = policy.final(held)
+        return counted.label if counted is not None else None
 
     def to_dict(self) -> dict:
         sug, sug_source, sug_conf = self.suggestion
@@ -81,11 +82,13 @@ def _label_dict(lab: Label | None) -> dict | None:
 
 @dataclass
 class Snapshot:
-    """Every reviewable record at one moment, in chunk order, plus the class list."""
+    """Every reviewable record at one moment, in chunk order, plus the class list and the label-error ranking."""
 
     records: list[Record]
     classes: list[str]
     by_id: dict[int, Record] = field(default_factory=dict)
+    issues: list[int] = field(default_factory=list)  # likely label errors (the last round's ranking), worst first
+    issues_note: str | None = None
 
     def __post_init__(self) -> None:
         self.by_id = {r.id: r for r in self.records}
@@ -103,25 +106,34 @@ def classes_of(store: Store, labels: list[Label] | None = None) -> list[str]:
 def load(store: Store, chunk_ids: list[int] | None = None) -> Snapshot:
     """Read chunks that have a split or any label, with the labels each source holds."""
     labels = store.labels(chunk_ids=chunk_ids)
-    by_source: dict[str, dict[int, Label]] = {}
+    per_chunk: dict[int, dict[str, Label]] = {}
     for lab in labels:
-        by_source.setdefault(lab.source, {})[lab.chunk_id] = lab
-    labeled = {lab.chunk_id for lab in labels}
-    large, small = by_source.get("llm-large", {}), by_source.get("llm-small", {})
-    student, human = by_source.get("student", {}), by_source.get("human", {})
+        per_chunk.setdefault(lab.chunk_id, {})[lab.source] = lab
     records = []
     for chunk in store.chunks(ids=chunk_ids):
-        if chunk.split is None and chunk.id not in labeled:
+        held = per_chunk.get(chunk.id, {})
+        if chunk.split is None and not held:
             continue
-        llm = _pick_llm(chunk, large.get(chunk.id), small.get(chunk.id))
-        records.append(Record(chunk, llm, student.get(chunk.id), human.get(chunk.id)))
-    return Snapshot(records, classes_of(store, labels if chunk_ids is None else None))
+        # The LLM label that counts now (labelloop.labels): what training uses, so Accept never undoes it.
+        llm = policy.shown_to_reviewer(held) or policy.any_llm(held)
+        records.append(Record(chunk, llm, held.get(policy.STUDENT), held.get(policy.HUMAN)))
+    issues, note = label_issues(store)
+    return Snapshot(records, classes_of(store, labels if chunk_ids is None else None), issues=issues, issues_note=note)
 
 
-def _pick_llm(chunk: Chunk, large: Label | None, small: Label | None) -> Label | None:
-    """The LLM label that applies: the split's own source first, then any usable one."""
-    own, other = (large, small) if chunk.split != "train" else (small, large)
-    for lab in (own, other):
-        if lab is not None and lab.status == "ok" and lab.label is not None:
-            return lab
-    return own or other
+def label_issues(store: Store) -> tuple[list[int], str | None]:
+    """The chunk ids the last round ranked as likely label errors (training and test labels), worst first.
+
+    The ranking is made once per round by the loop (labelloop.loop.label_errors) on the
+    student's out-of-sample probabilities; this only reads it.
+    """
+    from labelloop.loop.label_errors import Flags
+
+    done = [it for it in store.iterations() if it.status == "done"]
+    if not done:
+        return [], "no round has finished yet; run `labelloop run` first."
+    flags = Flags.from_metrics(done[-1].metrics)
+    scored = list(zip(flags.flagged, flags.scores)) + list(zip(flags.test_flagged, flags.test_scores))
+    ranked = [cid for cid, _ in sorted(scored, key=lambda pair: pair[1])]
+    note = f"ranked by iteration {done[-1].n}'s student" + (f"; {flags.note}" if flags.note else "")
+    return list(dict.fromkeys(ranked)), note

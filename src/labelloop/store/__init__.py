@@ -2,7 +2,6 @@
 
 from labelloop.store.db import Store
 from labelloop.store.records import (
-    LLM_SOURCES,
     Chunk,
     Iteration,
     Label,
@@ -14,5 +13,5 @@ from labelloop.store.records import (
 )
 
 __all__ = [
-    "LLM_SOURCES", "Chunk", "Iteration", "Label", "LLMCall", "NewChunk", "Review", "Rules", "Store", "text_hash",
+    "Chunk", "Iteration", "Label", "LLMCall", "NewChunk", "Review", "Rules", "Store", "text_hash",
 ]

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from labelloop import labels as policy
 from labelloop.errors import StoreError
 from labelloop.store.calls import CallLogTable
 from labelloop.store.embeddings import EmbeddingTable
@@ -312,20 +313,21 @@ class Store(CallLogTable, EmbeddingTable):
     def labels_by_chunk(self, source: str) -> dict[int, Label]:
         return {lab.chunk_id: lab for lab in self.labels(source)}
 
-    def final_labels(self, chunk_ids: Sequence[int] | None = None) -> dict[int, Label]:
-        """The label that counts for each chunk: a human's over the LLMs' (large over small).
-
-        A human discard removes the chunk; an LLM `unlabeled` result has no final label.
-        """
-        order = {"human": 0, "llm-large": 1, "llm-small": 2}
-        best: dict[int, Label] = {}
+    def labels_of_chunks(self, chunk_ids: Sequence[int] | None = None) -> dict[int, dict[str, Label]]:
+        """Every label of each chunk, keyed by chunk id, then source."""
+        out: dict[int, dict[str, Label]] = {}
         for lab in self.labels(chunk_ids=chunk_ids):
-            if lab.source not in order:
-                continue
-            cur = best.get(lab.chunk_id)
-            if cur is None or order[lab.source] < order[cur.source]:
-                best[lab.chunk_id] = lab
-        return {cid: lab for cid, lab in best.items() if lab.status == "ok" and lab.label is not None}
+            out.setdefault(lab.chunk_id, {})[lab.source] = lab
+        return out
+
+    def final_labels(self, chunk_ids: Sequence[int] | None = None) -> dict[int, Label]:
+        """The label that counts for each chunk (labelloop.labels.final); chunks without one are left out."""
+        out = {}
+        for cid, by_source in self.labels_of_chunks(chunk_ids).items():
+            lab = policy.final(by_source)
+            if lab is not None:
+                out[cid] = lab
+        return out
 
     # ------------------------------------------------------------ iterations
 
@@ -390,14 +392,14 @@ class Store(CallLogTable, EmbeddingTable):
         """A person's label and its review row, in one transaction; returns (review id, previous state)."""
         with self.write() as conn:
             row = conn.execute(
-                "SELECT label, status FROM labels WHERE chunk_id = ? AND source = 'human'", (chunk_id,)
+                "SELECT label, status FROM labels WHERE chunk_id = ? AND source = ?", (chunk_id, policy.HUMAN)
             ).fetchone()
             previous = {"label": row["label"], "status": row["status"]} if row else None
             conn.execute(
-                "INSERT INTO labels(chunk_id, source, label, status) VALUES (?, 'human', ?, ?) "
+                "INSERT INTO labels(chunk_id, source, label, status) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(chunk_id, source) DO UPDATE SET label = excluded.label, status = excluded.status, "
                 "confidence = NULL, updated_at = datetime('now')",
-                (chunk_id, label, status),
+                (chunk_id, policy.HUMAN, label, status),
             )
             cur = conn.execute(
                 "INSERT INTO reviews(chunk_id, action, label, previous, reviewer) VALUES (?, ?, ?, ?, ?)",

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-LLM_SOURCES = ("llm-small", "llm-large")
 
 
 def text_hash(text: str) -> str:

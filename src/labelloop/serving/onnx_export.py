@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from labelloop.classify import folder as fmt
-from labelloop.classify.onnx_runtime import (
+from labelloop.serving.onnx_runtime import (
     EMBEDDING_OUTPUT,
     INPUT_NAMES,
     LOGITS_OUTPUT,

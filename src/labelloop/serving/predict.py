@@ -1,6 +1,6 @@
 """`labelloop predict`: run a saved student over files, batched; never loads an LLM.
 
-The single-process engine lives here; labelloop.scale.ray_predict runs the same steps
+The single-process engine lives here; labelloop.serving.ray_predict runs the same steps
 (input_files -> chunk_file -> load_predictor + student_input_for) on Ray.
 """
 
@@ -9,21 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from labelloop import labels as policy
 from labelloop.errors import LabelloopError
-from labelloop.loop.outputs import atomic_file
-from labelloop.loop.student_input import DEFAULT_MAX_SEQ_LENGTH
+from labelloop.files import atomic_file
+from labelloop.serving import RUNTIMES
+from labelloop.classify.student_input import StudentInput
 
-RUNTIMES = ("auto", "torch", "onnx")
-
-
-def run_info(model_dir: Path) -> dict:
-    path = Path(model_dir) / "labelloop_run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def check_model_dir(model_dir: Path) -> Path:
@@ -37,45 +32,14 @@ def check_model_dir(model_dir: Path) -> Path:
     return model_dir
 
 
-def tokenizer_folder(model_dir: Path) -> str | None:
-    """Where the student's tokenizer lives: body/ (embedding-head, setfit) or the folder itself."""
-    if (Path(model_dir) / "body").is_dir():
-        return str(Path(model_dir) / "body")
-    if (Path(model_dir) / "tokenizer.json").exists():
-        return str(model_dir)
-    return None
-
-
-def text_tokenizer(folder: str | None) -> Any:
-    """The Rust tokenizer from folder/tokenizer.json (no torch import); else the HF loader's."""
-    if folder and (Path(folder) / "tokenizer.json").is_file():
-        from tokenizers import Tokenizer
-
-        return Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-    from labelloop.ingest.chunking import load_tokenizer
-
-    return load_tokenizer(folder)
-
-
-def student_input_for(model_dir: Path) -> Callable[[list[str]], list[str]]:
-    """The truncation the model was trained with (head-tail unless its folder says otherwise)."""
-    from labelloop.ingest.truncation import truncate
-
-    cfg_path = Path(model_dir) / "labelloop.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
-    kind = run_info(model_dir).get("truncation_type", "head-tail")
-    tokenizer = text_tokenizer(tokenizer_folder(model_dir))
-    budget = (cfg.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH) - 2  # [CLS] and [SEP]
-
-    def prepare(texts: list[str]) -> list[str]:
-        return [truncate(t, tokenizer, budget, kind).text for t in texts]
-
-    return prepare
+def student_input_for(model_dir: Path) -> StudentInput:
+    """What the saved student saw in training (its student_input.json): cut every text the same way."""
+    return StudentInput.load(check_model_dir(model_dir))
 
 
 def pick_runtime(model_dir: Path, runtime: str = "auto") -> str:
     """torch or onnx for this folder: auto means onnx when model.onnx is there and onnxruntime is installed."""
-    from labelloop.classify.onnx_runtime import has_onnx
+    from labelloop.serving.onnx_runtime import has_onnx
 
     model_dir = check_model_dir(model_dir)
     if runtime not in RUNTIMES:
@@ -93,7 +57,7 @@ def pick_runtime(model_dir: Path, runtime: str = "auto") -> str:
 def load_predictor(model_dir: Path, runtime: str = "auto"):
     """The student predict runs: onnxruntime when model.onnx is there (runtime auto), else the saved student."""
     if pick_runtime(model_dir, runtime) == "onnx":
-        from labelloop.classify.onnx_runtime import OnnxStudent
+        from labelloop.serving.onnx_runtime import OnnxStudent
 
         return OnnxStudent.load(model_dir)
     from labelloop.classify import load_student
@@ -114,7 +78,7 @@ def prediction_fields(p: np.ndarray, classes: list[str]) -> dict:
         "label": classes[i],
         "confidence": float(p[i]),
         "probs": {c: float(v) for c, v in zip(classes, p)},
-        "source": "student",
+        "source": policy.STUDENT,
     }
 
 
@@ -159,21 +123,20 @@ def chunk_file(path: Path, source: str, chunker, text_column: str, on_problem: C
     return rows
 
 
-def make_chunker(chunk_size: int = 256, encoder: str | None = None):
-    """A Chunker on the student's tokenizer (encoder: its folder; None: the packaged MiniLM)."""
+def make_chunker(contract: StudentInput):
+    """A Chunker with the student's tokenizer and chunk size, as ingest cut the training chunks."""
     from labelloop.ingest.chunking import Chunker
-    from labelloop.models import default_encoder_path
 
-    return Chunker(text_tokenizer(encoder or default_encoder_path()), chunk_size)
+    return Chunker(contract.tokenizer(), contract.chunk_size)
 
 
 def print_problem(problem) -> None:
     print(f"warning: {problem.path}: {problem.message}")
 
 
-def read_inputs(path: Path, text_column: str = "text", chunk_size: int = 256, encoder: str | None = None) -> list[dict]:
+def read_inputs(path: Path, contract: StudentInput, text_column: str = "text") -> list[dict]:
     """Texts to predict: a .jsonl with `text` (one row each), or files/folders chunked as in ingest."""
-    chunker = make_chunker(chunk_size, encoder)
+    chunker = make_chunker(contract)
     rows: list[dict] = []
     for file, source in input_files(path, print_problem):
         rows.extend(chunk_file(file, source, chunker, text_column, print_problem))
@@ -187,8 +150,8 @@ def predict_path(
     """Predict every chunk of input_path into one .jsonl; the number of rows written."""
     model_dir = check_model_dir(model_dir)
     student = load_predictor(model_dir, runtime)
-    rows = read_inputs(input_path, text_column, run_info(model_dir).get("chunk_size", 256), tokenizer_folder(model_dir))
     prepare = student_input_for(model_dir)
+    rows = read_inputs(input_path, prepare, text_column)
     n = 0
     with atomic_file(Path(output)) as fh:
         preds = iter_predictions(student, [r["text"] for r in rows], prepare, batch_size, progress=progress)

@@ -21,8 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
+from labelloop import labels as policy
 from labelloop.errors import LabelloopError
-from labelloop.predict import (
+from labelloop.serving import PART_FORMATS
+from labelloop.serving.predict import (
     chunk_file,
     check_model_dir,
     input_files,
@@ -30,13 +32,10 @@ from labelloop.predict import (
     make_chunker,
     pick_runtime,
     print_problem,
-    run_info,
     student_input_for,
-    tokenizer_folder,
 )
 
 INSTALL_HINT = "pip install 'labelloop[ray]'"
-FORMATS = ("jsonl", "parquet")
 _OUR_ERROR = re.compile(r"labelloop\.errors\.\w+: (.+)")
 _QUIET_LOGGERS = ("ray", "ray.data", "ray._private", "ray.train", "ray.tune")
 
@@ -121,14 +120,14 @@ class _RunLog:
 
 
 @lru_cache(maxsize=4)
-def _chunker(chunk_size: int, encoder: str | None):
-    return make_chunker(chunk_size, encoder)
+def _chunker(model_dir: str):
+    return make_chunker(student_input_for(Path(model_dir)))
 
 
-def _chunk_rows(item: dict, *, chunk_size: int, encoder: str | None, text_column: str, log) -> list[dict]:
-    """flat_map step: one file's chunk rows; problems go to the run log."""
+def _chunk_rows(item: dict, *, model_dir: str, text_column: str, log) -> list[dict]:
+    """flat_map step: one file's chunk rows, cut as the student's ingest cut them; problems go to the run log."""
     problems: list = []
-    rows = chunk_file(Path(item["path"]), item["source"], _chunker(chunk_size, encoder), text_column, problems.append)
+    rows = chunk_file(Path(item["path"]), item["source"], _chunker(model_dir), text_column, problems.append)
     if problems:
         import ray
 
@@ -160,7 +159,7 @@ class _Predictor:
             "confidence": pa.array(probs[np.arange(len(best)), best], pa.float64()),
             "probs": pa.StructArray.from_arrays([pa.array(probs[:, j], pa.float64()) for j in range(len(self.classes))],
                                                 names=self.classes),
-            "source": pa.array(["student"] * len(texts), pa.string()),
+            "source": pa.array([policy.STUDENT] * len(texts), pa.string()),
         })
         import ray
 
@@ -176,8 +175,8 @@ def predict_ray(
     """Predict every chunk of input_path into the folder `output` (part files); the number of rows written."""
     model_dir = check_model_dir(model_dir).resolve()
     output = Path(output).resolve()
-    if fmt not in FORMATS:
-        raise LabelloopError(f"unknown output format {fmt!r}; expected one of {list(FORMATS)} (--format)")
+    if fmt not in PART_FORMATS:
+        raise LabelloopError(f"unknown output format {fmt!r}; expected one of {list(PART_FORMATS)} (--format)")
     if workers < 1:
         raise LabelloopError(f"--workers must be at least 1, got {workers}")
     if output.exists() and (output.is_file() or any(output.iterdir())):
@@ -187,11 +186,10 @@ def predict_ray(
         )
     runtime = pick_runtime(model_dir, runtime)  # checked here, before any worker starts
     files = input_files(Path(input_path).resolve(), print_problem)
-    chunk_size = run_info(model_dir).get("chunk_size", 256)
     ray_log = Path(tempfile.gettempdir()) / f"labelloop-ray-{os.getpid()}.log"
     try:
         with output_to_file(ray_log), ray_session(address, workers) as ray:
-            n, problems = _run(ray, files, model_dir, output, chunk_size=chunk_size, workers=workers,
+            n, problems = _run(ray, files, model_dir, output, workers=workers,
                                batch_size=batch_size, text_column=text_column, runtime=runtime, fmt=fmt,
                                preserve_order=preserve_order, ray_log=ray_log)
     except LabelloopError as exc:
@@ -204,7 +202,7 @@ def predict_ray(
     return n
 
 
-def _run(ray, files, model_dir: Path, output: Path, *, chunk_size: int, workers: int, batch_size: int,
+def _run(ray, files, model_dir: Path, output: Path, *, workers: int, batch_size: int,
          text_column: str, runtime: str, fmt: str, preserve_order: bool, ray_log: Path) -> tuple[int, list]:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -218,8 +216,8 @@ def _run(ray, files, model_dir: Path, output: Path, *, chunk_size: int, workers:
         if files:
             items = [{"path": str(p.resolve()), "source": s} for p, s in files]
             ds = ray.data.from_items(items, override_num_blocks=min(len(items), 16 * workers))
-            ds = ds.flat_map(_chunk_rows, fn_kwargs={"chunk_size": chunk_size, "encoder": tokenizer_folder(model_dir),
-                                                     "text_column": text_column, "log": log},
+            ds = ds.flat_map(_chunk_rows, fn_kwargs={"model_dir": str(model_dir), "text_column": text_column,
+                                                     "log": log},
                              num_cpus=0, concurrency=workers)
             ds = ds.map_batches(_Predictor, fn_constructor_kwargs={"model_dir": str(model_dir), "runtime": runtime,
                                                                   "log": log},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bbc import bbc_docs
+from tests.helpers.bbc import bbc_docs
 
 BAD_JSONL_LINE = "{this line is not json"
 _TRAINED: dict[str, Path] = {}  # one trained student per test session, shared by the scale test modules

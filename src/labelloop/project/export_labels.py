@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from labelloop import labels as policy
 from labelloop.errors import LabelloopError
 from labelloop.store import Label, Store
 
@@ -30,10 +31,10 @@ def export_rows(store: Store) -> list[dict]:
     rows = []
     for chunk in store.chunks():
         cid = chunk.id
-        human = by_source.get("human", {}).get(cid)
-        large = by_source.get("llm-large", {}).get(cid)
-        small = by_source.get("llm-small", {}).get(cid)
-        student = by_source.get("student", {}).get(cid)
+        human = by_source.get(policy.HUMAN, {}).get(cid)
+        large = by_source.get(policy.LARGE, {}).get(cid)
+        small = by_source.get(policy.SMALL, {}).get(cid)
+        student = by_source.get(policy.STUDENT, {}).get(cid)
         chosen = final.get(cid)
         if chosen is not None:
             status = "ok"

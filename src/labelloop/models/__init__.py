@@ -40,7 +40,7 @@ def default_encoder_path() -> str:
 
 
 def _mpnet_path() -> str:
-    from labelloop import packaged
+    from labelloop.models import packaged
 
     return str(packaged.path("all-mpnet-base-v2"))
 
@@ -106,4 +106,23 @@ def _not_here(repo_id: str, setting: str, why: str) -> str:
         f"{setting}: model {repo_id!r} is not available here: {why}. Either leave {setting} unset to use the "
         f"packaged {DEFAULT_ENCODER}, or set it to a local folder that holds the model (download it where the "
         "hub is reachable, e.g. with `huggingface-cli download`, and copy the folder)"
+    )
+
+
+DEFAULT_GGUF = "gemma-3-270m"  # the embedded model when small_model.model / large_model.model is unset
+
+
+def gguf_path(name_or_path: str | os.PathLike | None, setting: str = "model") -> str:
+    """A GGUF file for an embedded-model setting: a packaged name, a path, or None for the default."""
+    from labelloop.models import packaged
+
+    name = DEFAULT_GGUF if name_or_path is None or str(name_or_path).strip() == "" else str(name_or_path).strip()
+    if name.lower() in packaged.GGUF_NAMES:
+        return str(packaged.path(name.lower()))
+    path = Path(name).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    raise ModelNotAvailableError(
+        f"{setting}: {name!r} is neither a GGUF file nor a packaged model; name one of "
+        f"{', '.join(packaged.GGUF_NAMES)}, give the path of a .gguf file, or leave it unset for {DEFAULT_GGUF}"
     )

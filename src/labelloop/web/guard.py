@@ -1,6 +1,7 @@
-"""The review app's guard: Host check, token, cross-site request checks and security headers.
+"""The HTTP apps' guard: Host check, token, cross-site request checks and security headers.
 
-An ASGI middleware, so every request (pages, API, static files) passes through it.
+An ASGI middleware, so every request (pages, API, static files) passes through it. The
+review app and `labelloop serve` both run behind it.
 """
 
 from __future__ import annotations
@@ -63,11 +64,13 @@ class Guard:
     in the X-CSRF-Token header or a `csrf_token` form field, unless sent with a Bearer token.
     """
 
-    def __init__(self, app: ASGIApp, *, token: str | None, csrf_token: str,
-                 allowed_hosts: list[str] | None = None):
+    def __init__(self, app: ASGIApp, *, token: str | None, csrf_token: str | None,
+                 allowed_hosts: list[str] | None = None, name: str = "review app", command: str = "labelloop review"):
         self.app = app
         self.token = token or None
-        self.csrf_token = csrf_token
+        self.csrf_token = csrf_token  # None: an API that takes JSON only (cross-site JSON needs a preflight)
+        self.name = name
+        self.command = command
         if allowed_hosts is None and self.token is None:
             allowed_hosts = list(LOOPBACK_NAMES)
         self.allowed_hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
@@ -92,8 +95,10 @@ class Guard:
             bearer = verdict == "bearer"
         if request.method not in SAFE_METHODS:
             problem = self._check_origin(request, headers)
-            if problem is None and not bearer:
+            if problem is None and not bearer and self.csrf_token is not None:
                 receive, problem = await self._check_csrf(headers, receive)
+            if problem is None and self.csrf_token is None and not _is_json(headers):
+                problem = JSONResponse({"error": "415: send the body as JSON (Content-Type: application/json)"}, 415)
             if problem is not None:
                 await problem(scope, receive, send)
                 return
@@ -110,7 +115,7 @@ class Guard:
         if name in self.allowed_hosts:
             return None
         return PlainTextResponse(
-            f"400: Host {host!r} is not allowed; open the app as http://127.0.0.1:<port>/ "
+            f"400: Host {host!r} is not allowed; open the {self.name} as http://127.0.0.1:<port>/ "
             "(without a token it only answers to loopback names, to stop DNS rebinding)", 400)
 
     def _check_token(self, request: Request) -> str | Response:
@@ -130,20 +135,20 @@ class Guard:
         if _same(request.cookies.get(TOKEN_COOKIE), self.token):
             return "cookie"
         return PlainTextResponse(
-            "401: this review app needs its token. Open the URL that `labelloop review` printed "
+            f"401: this {self.name} needs its token. Open the URL that `{self.command}` printed "
             "(it ends in ?token=...), or send the header 'Authorization: Bearer <token>'.",
-            401, headers={"WWW-Authenticate": 'Bearer realm="labelloop review"'})
+            401, headers={"WWW-Authenticate": f'Bearer realm="{self.command}"'})
 
     def _check_origin(self, request: Request, headers: Headers) -> Response | None:
         site = headers.get("sec-fetch-site")
         if site is not None and site not in ("same-origin", "none"):
-            return _forbidden(f"cross-site write refused (Sec-Fetch-Site: {site}); use the review app's own pages")
+            return _forbidden(f"cross-site write refused (Sec-Fetch-Site: {site}); use the {self.name}'s own pages")
         origin = headers.get("origin")
         if origin is not None:
             expected = f"{request.url.scheme}://{headers.get('host', '')}".lower()
             if origin.lower() != expected:
                 return _forbidden(f"cross-origin write refused (Origin {origin!r}, expected {expected!r}); "
-                                  "use the review app's own pages")
+                                  f"use the {self.name}'s own pages")
         return None
 
     async def _check_csrf(self, headers: Headers, receive: Receive) -> tuple[Receive, Response | None]:
@@ -158,6 +163,10 @@ class Guard:
                 return receive, None
         return receive, _forbidden("missing or stale CSRF token; reload the page and try again "
                                    "(scripts: send the X-CSRF-Token header from GET /api/session)")
+
+
+def _is_json(headers: Headers) -> bool:
+    return headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def _forbidden(message: str) -> Response:

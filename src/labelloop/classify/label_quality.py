@@ -1,0 +1,56 @@
+"""Which given labels look wrong: confident learning (cleanlab) on out-of-sample probabilities.
+
+The probabilities must be out of sample (cross-validated, or from a model that never saw the
+row); the loop gets them from the student itself (`BaseStudent.cross_val_proba`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Issues:
+    """Rows whose given label cleanlab calls a likely error, most likely first, with each row's score."""
+
+    rows: list[int]
+    scores: list[float]  # the model's probability of the given label (self-confidence): lower is worse
+    checked: int
+    note: str | None = None
+
+
+def rank_label_issues(given: np.ndarray, probs: np.ndarray) -> list[int]:
+    """Row indices cleanlab flags as label issues, most likely first (ValueError if it cannot rank)."""
+    from cleanlab.filter import find_label_issues
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = find_label_issues(labels=np.asarray(given), pred_probs=np.asarray(probs),
+                                       return_indices_ranked_by="self_confidence", n_jobs=1)
+    except Exception as exc:  # cleanlab rejects degenerate inputs (e.g. a class never given)
+        raise ValueError(f"cleanlab could not rank these labels: {exc}") from exc
+    return [int(i) for i in ranked]
+
+
+def find_issues(given: np.ndarray, probs: np.ndarray, n_classes: int) -> Issues:
+    """Likely label errors among rows (given: class indices, probs: out-of-sample, rows sum to 1)."""
+    given = np.asarray(given, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n = len(given)
+    if n < 2 * n_classes:
+        return Issues([], [], n, f"needs at least {2 * n_classes} labels with out-of-sample probabilities; "
+                                 f"{n} have them")
+    if len(set(given.tolist())) < 2:
+        return Issues([], [], n, "every label is the same class; there is nothing to compare it with")
+    if np.ptp(probs) == 0:
+        return Issues([], [], n, "the out-of-sample probabilities are all alike (too few labels per class "
+                                 "to cross-validate)")
+    try:
+        rows = rank_label_issues(given, probs)
+    except ValueError as exc:
+        return Issues([], [], n, str(exc))
+    return Issues(rows, [float(probs[i, given[i]]) for i in rows], n)

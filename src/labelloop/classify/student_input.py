@@ -1,0 +1,160 @@
+"""What the student sees of a chunk: one record, written into every model folder, read by every consumer.
+
+`StudentInput` holds the student's base model, how many tokens it takes, how a longer text is
+cut (head or head-tail), the chunk size, the classes and whether a text may have several
+labels. The loop builds it once from the config and trains with it; it is saved as
+`student_input.json` beside the model, and predict, Ray, serve, ONNX and the review app's
+truncation highlight all load it from there, so training and prediction can never cut text
+differently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from labelloop.errors import ModelNotAvailableError
+
+INPUT_FILE = "student_input.json"
+SPECIAL_TOKENS = 2  # [CLS] and [SEP] (or <s> and </s>): the budget for text is max_length - 2
+FALLBACK_MAX_LENGTH = 256
+MAX_POSITIONS = 512
+
+
+@dataclass(frozen=True)
+class StudentInput:
+    """The student-input contract. `max_length` counts the special tokens, as max_seq_length does."""
+
+    encoder: str | None  # the base model as configured (None: the packaged all-MiniLM-L6-v2)
+    max_length: int
+    truncation: str  # "head" or "head-tail"
+    chunk_size: int
+    classes: tuple[str, ...]
+    multi_label: bool = False
+    tokenizer_dir: str | None = field(default=None, compare=False)  # where the tokenizer is (not saved)
+
+    # ------------------------------------------------------------ building
+
+    @classmethod
+    def from_config(cls, config, base_folder: str | None = None) -> StudentInput:
+        """The run's contract: student.max_seq_length, else the base model's own length."""
+        from labelloop.models import resolve_model
+
+        folder = base_folder or resolve_model(config.student_model, config.student_model_setting)
+        length = config.student.max_seq_length or default_max_length(folder)
+        return cls(
+            encoder=config.student_model, max_length=int(length), truncation=config.training.truncation_type,
+            chunk_size=config.system.chunk_size, classes=tuple(config.classes),
+            multi_label=bool(getattr(config.classification, "multi_label", False)), tokenizer_dir=folder,
+        )
+
+    @property
+    def budget(self) -> int:
+        """Tokens of text the student sees (max_length minus the special tokens)."""
+        return max(1, self.max_length - SPECIAL_TOKENS)
+
+    # ------------------------------------------------------------ using
+
+    def tokenizer(self) -> Any:
+        from labelloop.ingest.chunking import load_tokenizer
+
+        return load_tokenizer(self.tokenizer_dir or self.encoder)
+
+    def cut(self, text: str):
+        """The text as the student sees it, with the kept spans (labelloop.ingest.truncation.Truncated)."""
+        from labelloop.ingest.truncation import truncate
+
+        return truncate(text, self.tokenizer(), self.budget, self.truncation)  # type: ignore[arg-type]
+
+    def prepare(self, texts: list[str]) -> list[str]:
+        """Texts cut to what the student sees, the same way in training and in prediction."""
+        return [self.cut(t).text for t in texts]
+
+    __call__ = prepare
+
+    # ------------------------------------------------------------ the model folder
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("tokenizer_dir")
+        out["classes"] = list(self.classes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, tokenizer_dir: str | None = None) -> StudentInput:
+        return cls(
+            encoder=data.get("encoder"), max_length=int(data["max_length"]),
+            truncation=data.get("truncation", "head-tail"), chunk_size=int(data.get("chunk_size", 256)),
+            classes=tuple(data["classes"]), multi_label=bool(data.get("multi_label", False)),
+            tokenizer_dir=tokenizer_dir,
+        )
+
+    def save(self, folder: str | Path) -> Path:
+        """Write student_input.json into a saved student's folder (its tokenizer is found there on load)."""
+        path = Path(folder) / INPUT_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> StudentInput:
+        """The contract of a saved student, its tokenizer in the folder (body/ or the folder itself)."""
+        folder = Path(folder)
+        path = folder / INPUT_FILE
+        if not path.is_file() and (folder / "labelloop.json").is_file():
+            return _from_older_folder(folder)
+        if not path.is_file():
+            raise ModelNotAvailableError(
+                f"{str(folder)!r} has no {INPUT_FILE}: it was not saved by `labelloop run` (or by an older "
+                "labelloop); pass one of <output_dir>/classifiers/classifier_<N>, or train it again"
+            )
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), tokenizer_dir=str(tokenizer_folder(folder)))
+
+    def for_folder(self, folder: str | Path) -> StudentInput:
+        """The same contract, reading its tokenizer from a saved student's folder."""
+        return replace(self, tokenizer_dir=str(tokenizer_folder(Path(folder))))
+
+
+def _from_older_folder(folder: Path) -> StudentInput:
+    """A folder saved before student_input.json existed: labelloop.json and labelloop_run.json say enough."""
+    meta = _json(folder / "labelloop.json")
+    run = _json(folder / "labelloop_run.json")
+    return StudentInput(
+        encoder=meta.get("encoder_source"), max_length=int(meta.get("max_seq_length") or FALLBACK_MAX_LENGTH),
+        truncation=run.get("truncation_type", "head-tail"), chunk_size=int(run.get("chunk_size", 256)),
+        classes=tuple(meta.get("classes") or run.get("classes") or ()), tokenizer_dir=str(tokenizer_folder(folder)),
+    )
+
+
+def tokenizer_folder(model_dir: Path) -> Path:
+    """Where a saved student keeps its tokenizer: body/ (embedding students) or the folder (transformer)."""
+    body = Path(model_dir) / "body"
+    return body if body.is_dir() else Path(model_dir)
+
+
+def default_max_length(folder: str | Path) -> int:
+    """The base model's own input length: sentence-transformers' max_seq_length, else the tokenizer's (<= 512)."""
+    folder = Path(folder)
+    for cfg in (folder / "sentence_bert_config.json", *sorted(folder.glob("*/sentence_bert_config.json"))):
+        value = _json(cfg).get("max_seq_length")
+        if value:
+            return int(value)
+    for cfg in (folder / "tokenizer_config.json", *sorted(folder.glob("*/tokenizer_config.json"))):
+        value = _json(cfg).get("model_max_length")
+        if isinstance(value, int) and 0 < value < 100_000:
+            return min(value, MAX_POSITIONS)
+    value = _json(folder / "config.json").get("max_position_embeddings")
+    if isinstance(value, int) and value > 0:
+        return min(value, MAX_POSITIONS)
+    return FALLBACK_MAX_LENGTH
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+CONTRACT_META = "student_input"  # the run's contract in the project file, before any student is saved

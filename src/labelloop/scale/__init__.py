@@ -1,1 +1,0 @@
-"""Running labelloop beyond one process: predict on Ray (ray_predict)."""

@@ -1,0 +1,1 @@
+"""Pieces both HTTP apps share (the review app and `labelloop serve`): the request guard."""
