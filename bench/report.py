@@ -224,11 +224,35 @@ def active_section(active: dict) -> list[str]:
             f"{active.get('seconds', 0) / 60:.0f} min.", "", active["table"], ""]
 
 
-def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active: dict | None = None) -> str:
-    """bench/RESULTS.md from the loop, few-shot and active-learning result files."""
-    env = (loop or fewshot or active or {}).get("env", {})
+def teacher_section(teacher: dict) -> list[str]:
+    """RESULTS.md lines for a bench_teacher.py result file: the embedded teacher, model by model."""
+    a = teacher.get("args", {})
+    rows = teacher.get("rows", [])
+    lines = ["## The embedded teacher (bench/bench_teacher.py)", "",
+             f"Each packaged model writes its own rules (the large role's code path), then labels {a.get('n')} items "
+             f"of each gold test split; the prompt order and calibration are chosen on {a.get('dev')} dev items "
+             "drawn from the pool, never from the test split (ties go to labelloop's default: text-then-task, "
+             f"calibrated). Seed {a.get('seed')}. Accuracy and macro-F1 in %, seconds per label on 2 cores.", "",
+             teacher["table"], "", "### Targets (embedded default, its own rules)"]
+    targets = {"bbc": 0.85, "drugs2": 0.75}
+    default = "qwen2.5-coder-1.5b"
+    for r in rows:
+        if r["model"] == default and r["data"] in targets:
+            ok = "met" if r["accuracy"] >= targets[r["data"]] else "MISSED"
+            lines.append(f"- {r['data']}: {100 * r['accuracy']:.1f}% (target ≥ {100 * targets[r['data']]:.0f}%): {ok}; "
+                         f"Gemma 3 270M (the old default): {next((100 * g['accuracy'] for g in rows if g['model'] == 'gemma-3-270m' and g['data'] == r['data']), float('nan')):.1f}%")
+    lines.append("")
+    return lines
+
+
+def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active: dict | None = None,
+               teacher: dict | None = None) -> str:
+    """bench/RESULTS.md from the loop, few-shot, active-learning and teacher result files."""
+    env = (loop or fewshot or active or teacher or {}).get("env", {})
     envs = dict((loop or {}).get("envs", {}))
     envs.update({name: part["env"] for name, part in (("few-shot", fewshot), ("active", active)) if part})
+    if teacher:
+        envs["teacher"] = {k: teacher.get(k) for k in ("commit", "date", "load_average")}
     out = ["# Benchmark results", "",
            f"Machine: {env.get('machine', '?')}; Python {env.get('python', '?')}. Each result file, with the "
            "commit that produced it and the load average (1, 5, 15 min) when it was written:", "",
@@ -255,6 +279,8 @@ def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active:
         out += [table(fewshot["results"]), ""]
     if active:
         out += active_section(active)
+    if teacher:
+        out += teacher_section(teacher)
     out += [extra, NOTES]
     return "\n".join(out)
 
@@ -308,11 +334,15 @@ if __name__ == "__main__":
     ap.add_argument("--fewshot", default="*-fewshot.json", help="glob; every match is merged")
     ap.add_argument("--active", default="*-active.json")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
+    ap.add_argument("--teacher", default="*-teacher.json")
     ap.add_argument("--note", default="", help="a paragraph on what was run (added before the notes)")
+    ap.add_argument("--note-file", action="append", default=[], help="files of such paragraphs, in order")
     args = ap.parse_args()
+    notes = [Path(f).read_text().rstrip() for f in args.note_file] + ([args.note] if args.note else [])
     loop = merged(args.loop)
     if loop and loop["rows"]:  # one plot per data set over every merged file's rows
         plot_curves(loop["rows"])
-    md = results_md(loop, fewshot_merged(args.fewshot), extra=args.note, active=newest(args.active))
+    md = results_md(loop, fewshot_merged(args.fewshot), extra="\n\n".join(notes), active=newest(args.active),
+                    teacher=newest(args.teacher))
     Path(args.out).write_text(md)
     print(md)

@@ -1,4 +1,6 @@
-"""The embedded llama.cpp backend with the real packaged Gemma 3 270M GGUF."""
+"""The embedded llama.cpp backend with real packaged GGUFs: a base model (Gemma 3 270M, a completion
+prompt) and an instruction-tuned one (Qwen2.5-Coder-0.5B, its own chat template). The default,
+Qwen2.5-Coder-1.5B, runs end to end in tests/test_run_embedded.py."""
 
 from __future__ import annotations
 
@@ -44,14 +46,22 @@ def task(text: str, **kw) -> LabelTask:
     return LabelTask(text=text, **fields)
 
 
-@pytest.fixture(scope="module")
-def backend():
-    return embedded.EmbeddedBackend(LLMSection())
+MODELS = ["gemma-3-270m", "qwen2.5-coder-0.5b"]  # base (completion prompt), instruction-tuned (chat template)
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def raw_backend():
-    return embedded.EmbeddedBackend(LLMSection(calibrate=False))
+def backend(model):
+    return embedded.EmbeddedBackend(LLMSection(model=model, calibrate=True))
+
+
+@pytest.fixture(scope="module")
+def raw_backend(model):
+    return embedded.EmbeddedBackend(LLMSection(model=model, calibrate=False))
 
 
 def classify(backend, t: LabelTask):
@@ -72,7 +82,9 @@ def test_probs_cover_every_class_and_sum_to_one(backend):
     assert all(0.0 <= p <= 1.0 for p in result.probs.values())
     assert result.label == max(result.probs, key=result.probs.get)
     assert result.confidence == result.probs[result.label]
-    assert "Text:" not in result.request["prompt_prefix"]  # no invented examples
+    prefix = result.request["prompt_prefix"]
+    turns = prefix.count("<|im_start|>user")  # chat models: one user turn; base models: one "Text:"
+    assert (turns if turns else prefix.count("Text:")) <= 1  # no invented examples: one text, ours
 
 
 def test_calibration_divides_by_content_free_probs(backend, raw_backend):
@@ -104,8 +116,8 @@ def test_concurrent_calls_match_sequential(backend):
     assert [r.probs for r in asyncio.run(together())] == sequential
 
 
-def test_long_document_and_rules_are_cut_to_fit_the_context():
-    small = embedded.EmbeddedBackend(LLMSection(n_ctx=512))
+def test_long_document_and_rules_are_cut_to_fit_the_context(model):
+    small = embedded.EmbeddedBackend(LLMSection(model=model, n_ctx=512, doc_tokens=None))
     long_text = "The service was slow but the food was great. " * 300
     long_rules = "\n".join(f"{i}. Consider the reviewer's tone carefully in case {i}." for i in range(1, 200))
     result = classify(small, task(long_text, rules=long_rules))
@@ -124,8 +136,8 @@ def test_result_is_json_serializable_and_rebuilds_from_the_log(backend):
     assert result.label in result.raw
 
 
-def test_identity_is_stable_and_names_the_file(backend):
-    other = embedded.EmbeddedBackend(LLMSection(calibrate=False))
+def test_identity_is_stable_and_names_the_file(backend, model):
+    other = embedded.EmbeddedBackend(LLMSection(model=model, calibrate=False))
     assert other.identity == backend.identity
     path = Path(backend.path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
@@ -149,6 +161,15 @@ def test_file_that_is_not_a_gguf_is_reported_when_loaded(tmp_path):
         classify(backend, task("fine"))
 
 
+def test_the_chat_template_is_used_when_the_gguf_has_one(backend, model):
+    result = classify(backend, task(REVIEWS[0][0], examples=()))
+    chat = model.startswith("qwen")
+    assert ("chat template" in result.request["method"]) == chat
+    if chat:  # Qwen's own turn markers, the text before the question
+        prompt = result.request["prompt_prefix"] + result.request["document"]
+        assert "<|im_start|>user" in prompt and prompt.index(REVIEWS[0][0][:30]) < prompt.index("Which class")
+
+
 def test_generate_writes_rules_that_name_every_class(backend):
     classes = ["sports", "business", "politics"]
     messages = [
@@ -160,7 +181,7 @@ def test_generate_writes_rules_that_name_every_class(backend):
     # What the model wrote, before clean_rules adds the class list and a default line of its own.
     written = gen.response["generated"].splitlines()
     assert len(written) == len(classes)
-    for name, line in zip(classes, written):
-        body = line.split(f"Label a text {name} when it", 1)[1]
+    for name, line in zip(classes, written):  # each line begun for the model with its class, finished by it
+        body = line.split(name, 1)[1].lstrip(":").replace("when it", "", 1)
         assert len(body.strip()) >= 8 and "fits the task's description" not in body, line
     json.dumps(gen.request), json.dumps(gen.response)

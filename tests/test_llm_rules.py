@@ -11,7 +11,7 @@ from labelloop.config import LLMSection
 from labelloop.errors import LabelloopError
 from labelloop.llm.calls import CallLog
 from labelloop.llm.openai_backend import OpenAIBackend
-from labelloop.llm.prompts import find_classes
+from labelloop.llm.prompts import RULES_SAMPLE_CHARS, find_classes
 from labelloop.llm.rules import create_rules, edit_rules, stale_llm_labels, write_rules, write_rules_yaml
 from labelloop.store import NewChunk, Store
 
@@ -40,7 +40,7 @@ def test_create_rules_stores_a_version_by_the_model(store, fake_server) -> None:
     assert rules.text.startswith("1. ") and all(f"`{c}`" in rules.text for c in CLASSES)
     sent = fake.requests[-1]["messages"]
     assert find_classes(sent[-1]["content"]) == CLASSES  # the rules prompt shows every class
-    assert samples[0] in sent[-1]["content"]
+    assert samples[0][:RULES_SAMPLE_CHARS].rstrip() in sent[-1]["content"]  # each sample shown, cut to a few lines
     # The call log answers the same request again without the server.
     again = asyncio.run(write_rules(CallLog(store), backend(fake), description="BBC topics", classes=CLASSES,
                                     samples=samples))
@@ -86,3 +86,36 @@ def test_stale_labels_are_old_llm_labels_not_overridden_by_people(store) -> None
     assert sorted((lab.chunk_id, lab.source) for lab in stale) == sorted(
         [(ids[1], "llm-small"), (ids[2], "llm-small"), (ids[3], "llm-small"), (ids[4], "llm-large"),
          (ids[5], "llm-small")])
+
+
+@pytest.mark.parametrize(("text", "empty"), [
+    ("1. Label a text sports when it is a sports.\n2. Label a text business when it is a business.", True),
+    ("Classes: sports, business\n1. Use sports when the text is mainly about sports.\n"
+     "Default: if no rule clearly applies, label the text business.", True),
+    ("1. sports: matches, players, teams, goals and tournaments.\n2. business: companies, markets, shares.", False),
+])
+def test_rules_that_only_restate_the_classes_are_caught(text, empty):
+    from labelloop.llm.rules import says_nothing
+
+    assert says_nothing(text, ["sports", "business"]) is empty
+
+
+def test_rules_that_say_nothing_fall_back_to_the_description(tmp_path):
+    """Gemma 270M's rules restate the class names; the description, which does say something, is used."""
+    from labelloop.llm.base import Generation
+    from labelloop.llm.rules import create_rules
+
+    class Restater:
+        identity = model = "restater"
+
+        async def generate(self, messages, *, max_tokens, temperature):
+            return Generation(text="1. sports: when it is sports.\n2. business: when it is business.",
+                              request={}, response={})
+
+    store = Store(tmp_path / "p.db")
+    notes: list[str] = []
+    desc = "Sports news (matches, players, results) versus business news (companies, markets, shares)."
+    rules = asyncio.run(create_rules(store, Restater(), description=desc, classes=["sports", "business"],
+                                     samples=["x"], notes=notes))
+    assert desc in rules.text and "description" in rules.author
+    assert len(notes) == 1 and "only restate the class names" in notes[0]

@@ -22,7 +22,8 @@ from labelloop.errors import ConfigError
 
 LLMMode = Literal["api", "local", "embedded"]
 # The one list of each choice; the packages read them with typing.get_args.
-StudentType = Literal["embedding-head", "setfit", "transformer"]
+StudentType = Literal["embedding-head", "setfit", "transformer", "static"]
+StudentChoice = Literal["embedding-head", "setfit", "transformer", "static", "auto"]
 BalancingMode = Literal["class-weight", "oversample", "none"]
 SamplingStrategy = Literal["sequential", "random", "uncertainty", "diverse-uncertainty", "balanced"]
 TruncationType = Literal["head", "head-tail"]
@@ -179,13 +180,13 @@ class LLMSection(Strict):
     samples: int = Field(1, ge=1, description="k samples for agreement confidence when no logprobs.")
     price_per_1k_input: float | None = Field(None, ge=0)
     price_per_1k_output: float | None = Field(None, ge=0)
-    n_ctx: int = Field(2048, gt=0, description="Context window of the embedded model.")
+    n_ctx: int = Field(4096, gt=0, description="Context window of the embedded model.")
     rules_model: str | None = Field(
         None, description="Embedded mode: another GGUF (or packaged name) that writes the rules; default: `model`."
     )
-    calibrate: bool | None = Field(
-        None, description="Contextual calibration of embedded label scores; default: on for base models, off for "
-        "instruction-tuned ones (measured in bench/bench_teacher.py).",
+    calibrate: bool = Field(
+        True, description="Contextual calibration of embedded label scores (Zhao et al. 2021); measured to help or "
+        "tie for every packaged model (bench/bench_teacher.py).",
     )
     doc_tokens: int | None = Field(
         256, gt=0, description="Embedded: the document is cut to this many model tokens (about what the student sees)."
@@ -193,8 +194,14 @@ class LLMSection(Strict):
 
 
 class StudentSection(Strict):
-    type: StudentType = "embedding-head"
-    encoder: str | None = Field(None, description="Sentence-transformer folder; default: packaged MiniLM.")
+    type: StudentChoice = Field(
+        "embedding-head", description="embedding-head, setfit, transformer, static, or auto (the student that best "
+        "agrees with the teacher in cross-validation, within budget_s).",
+    )
+    encoder: str | None = Field(
+        None, description="Base model: a folder, a packaged name (all-MiniLM-L6-v2, all-mpnet-base-v2) or a hub id; "
+        "default: the packaged all-MiniLM-L6-v2.",
+    )
     max_seq_length: int | None = Field(None, gt=0)
     batch_size: int = Field(32, gt=0)
     epochs: int | None = Field(None, gt=0, description="Epochs; default: setfit 1, transformer 5.")
@@ -203,6 +210,13 @@ class StudentSection(Strict):
     seed: int = 0
     prune_label_errors: bool = Field(
         True, description="Leave out LLM labels that confident learning flags as likely wrong when training."
+    )
+    cv_folds: int = Field(5, ge=2, description="Folds of the student's own cross-validation (label errors, auto).")
+    budget_s: float = Field(
+        900.0, gt=0, description="student.type auto: seconds per round for trying students (cross-validation included).",
+    )
+    soft_labels: bool = Field(
+        False, description="Train on the teacher's class probabilities (where it gave them), not only its label.",
     )
 
 

@@ -78,3 +78,37 @@ def shown_to_reviewer(labels: dict[str, LabelLike]) -> LabelLike | None:
 def any_llm(labels: dict[str, LabelLike]) -> LabelLike | None:
     """The LLM label to report when none holds a class (e.g. an `unlabeled` reply with its raw text)."""
     return llm_label(labels) or labels.get(LARGE) or labels.get(SMALL)
+
+
+# ------------------------------------------------------------------ label sets (classification.multi_label)
+#
+# A multi-label project stores each label set as JSON in the label column, the classes in their
+# configured order: '["business", "tech"]'. '[]' is a valid answer ("none of them"), status ok.
+
+
+def encode_set(labels, classes) -> str:
+    """The stored form of a label set: a JSON list in class order."""
+    import json
+
+    chosen = set(labels)
+    return json.dumps([c for c in classes if c in chosen], ensure_ascii=False)
+
+
+def decode_set(value: str | None) -> list[str]:
+    """A stored label set back as a list ([] for none); a plain class name is a set of one."""
+    import json
+
+    if value is None:
+        return []
+    text = value.strip()
+    if text.startswith("["):
+        loaded = json.loads(text)
+        return [str(v) for v in loaded]
+    return [text]
+
+
+def label_value(lab: LabelLike | None, multi_label: bool):
+    """What a label means for training and scoring: a class name, or (multi-label) a list of them."""
+    if lab is None or not usable(lab):
+        return None
+    return decode_set(lab.label) if multi_label else lab.label

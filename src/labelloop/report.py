@@ -41,6 +41,12 @@ th{background:#f3f5f8} td:first-child,th:first-child{text-align:left}
 <td>{{ "%.3f"|format(it.macro_f1 or 0) }}</td><td>{% if it.gold_accuracy is not none %}{{ "%.3f"|format(it.gold_accuracy) }} (n={{ it.gold_size }}){% else %}–{% endif %}</td>
 <td>{{ it.llm_calls }}</td><td>{{ "%.1f"|format(it.seconds or 0) }}</td></tr>{% endfor %}
 </table>
+{% if auto %}<h2>Students tried (student.type auto, last round)</h2>
+<p>{{ auto.reason }}</p>
+<table><tr><th>candidate</th><th>cross-validated agreement with the teacher</th><th>seconds</th><th>note</th></tr>
+{% for t in auto.trials %}<tr><td>{{ t.candidate }}</td><td>{% if t.cv_accuracy is not none %}{{ "%.3f"|format(t.cv_accuracy) }}{% else %}–{% endif %}</td>
+<td>{{ "%.1f"|format(t.seconds) }}</td><td>{{ t.note or "" }}</td></tr>{% endfor %}
+</table>{% endif %}
 <h2>Confusion matrix (final student vs large LLM test labels)</h2>
 {% if confusion %}<img alt="confusion matrix" src="data:image/png;base64,{{ confusion }}">{% endif %}
 <h2>Per-class metrics</h2>
@@ -123,6 +129,15 @@ def confusion_figure(matrix, classes):
     return fig
 
 
+def _student_line(last, config: Config) -> str:
+    """What the final student is: its type and base model (auto names what it chose)."""
+    info = ((last.metrics or {}).get("student") or {}) if last else {}
+    kind = info.get("type") or config.student.type
+    encoder = info.get("encoder") or "all-MiniLM-L6-v2"
+    chosen = " (chosen by auto)" if config.student.type == "auto" else ""
+    return f"{kind} on {encoder}{chosen}"
+
+
 def write_report(store: Store, config: Config, path: Path) -> Path:
     iterations = [it for it in store.iterations() if it.status == "done"]
     last = iterations[-1] if iterations else None
@@ -143,7 +158,8 @@ def write_report(store: Store, config: Config, path: Path) -> Path:
     html = _TEMPLATE.render(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         classes=config.classes,
-        student=config.student.type,
+        student=_student_line(last, config),
+        auto=(last.metrics or {}).get("auto") if last else None,
         final=final,
         llm={**llm, "tokens": f"{llm['prompt_tokens'] + llm['completion_tokens']:,}"},
         stop_reason=last.stop_reason if last else None,

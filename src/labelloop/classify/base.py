@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, get_args, runtime_checkable
 
@@ -54,12 +54,22 @@ class BaseStudent:
             raise UnfittedAttributeError(self._unfitted_message(name))
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def fit(self, texts: list[str], labels: list[str]):
-        """Train on texts and their labels (every label must be one of `classes`); return self."""
+    def fit(self, texts: list[str], labels: list[str], soft: np.ndarray | None = None):
+        """Train on texts and their labels (every label must be one of `classes`); return self.
+
+        soft (rows x classes, rows sum to 1): the teacher's class probabilities, for students that
+        learn from a distribution (distillation); the others use the labels alone.
+        """
         classes = check_classes(self.classes)
         check_balancing(self.balancing)
         y = encode_labels(texts, labels, classes)
-        self._fit(list(texts), y, classes)
+        if soft is not None:
+            soft = np.asarray(soft, dtype=np.float64)
+            if soft.shape != (len(y), len(classes)):
+                raise LabelloopError(f"soft targets have shape {soft.shape}; expected {(len(y), len(classes))}")
+            self._fit(list(texts), y, classes, soft=soft)
+        else:
+            self._fit(list(texts), y, classes)
         self.classes_ = classes
         return self
 
@@ -76,11 +86,13 @@ class BaseStudent:
         probs = self.predict_proba(texts)
         return [self.classes_[i] for i in np.argmax(probs, axis=1)]
 
-    def cross_val_proba(self, texts: list[str], labels: list[str], folds: int = 5) -> np.ndarray:
+    def cross_val_proba(self, texts: list[str], labels: list[str], folds: int = 5,
+                        stop_after: Callable[[int, int], bool] | None = None) -> np.ndarray | None:
         """Out-of-sample class probabilities of the training texts: no row is scored by a model that saw it.
 
         Stratified K-fold (seeded), each fold a fresh copy of this student. With fewer than two
         labels in some class there is nothing to hold out: every row gets the uniform distribution.
+        stop_after(folds done, folds) may end it early (None is returned): `auto` keeps to its budget so.
         """
         classes = check_classes(self.classes)
         y = encode_labels(texts, labels, classes)
@@ -92,13 +104,16 @@ class BaseStudent:
         from sklearn.model_selection import StratifiedKFold
 
         splits = list(StratifiedKFold(n_folds, shuffle=True, random_state=self.seed).split(np.zeros(len(y)), y))
-        return self._cross_val(list(texts), y, classes, splits, probs)
+        return self._cross_val(list(texts), y, classes, splits, probs, stop_after)
 
-    def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray) -> np.ndarray:
-        for train_idx, test_idx in splits:
+    def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray,
+                   stop_after: Callable[[int, int], bool] | None = None) -> np.ndarray | None:
+        for k, (train_idx, test_idx) in enumerate(splits, 1):
             fold = self.unfitted_copy()
             fold.fit([texts[i] for i in train_idx], [classes[y[i]] for i in train_idx])
             probs[test_idx] = fold.predict_proba([texts[i] for i in test_idx])
+            if stop_after is not None and k < len(splits) and stop_after(k, len(splits)):
+                return None
         return probs
 
     def unfitted_copy(self) -> "BaseStudent":
@@ -120,7 +135,7 @@ class BaseStudent:
             f"(or load a saved one with labelloop.classify.load_student(path))"
         )
 
-    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
         raise NotImplementedError
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:

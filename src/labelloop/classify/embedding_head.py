@@ -41,17 +41,18 @@ class EmbeddingHeadStudent(BaseStudent):
         return Encoder(self.encoder_path, cache=self.cache, max_seq_length=self.max_seq_length,
                        batch_size=self.batch_size)
 
-    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
         self.encoder_ = self._make_encoder()
         X = self.encoder_.encode(texts)
         self.coef_, self.intercept_ = fit_head(
-            X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C
+            X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C, soft=soft
         )
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
         return head_proba(self.encoder_.encode(texts), self.coef_, self.intercept_)
 
-    def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray) -> np.ndarray:
+    def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray,
+                   stop_after=None) -> np.ndarray:
         """The body is frozen, so each text is embedded once and only the head is fitted per fold."""
         X = self._make_encoder().encode(texts)
         for train_idx, test_idx in splits:

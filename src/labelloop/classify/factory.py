@@ -60,6 +60,10 @@ def make_student(
             extra = _given(epochs=s.epochs, lr=s.learning_rate, batch_size=s.batch_size)
         return TransformerStudent(classes, model_path=model_path or (s.encoder if s else None),
                                   balancing=balancing, max_seq_length=max_len, seed=seed, **extra)
+    if kind == "static":
+        from labelloop.classify.static_student import StaticStudent
+
+        return StaticStudent(classes, encoder_path=encoder, balancing=balancing, max_seq_length=max_len, seed=seed)
     raise LabelloopError(f"unknown student type {kind!r}; expected one of {list(STUDENT_TYPES)} (student.type)")
 
 
@@ -83,6 +87,10 @@ def load_student(path: str | os.PathLike, cache=None) -> BaseStudent:
         from labelloop.classify.transformer_student import TransformerStudent
 
         return TransformerStudent.load(path)
+    if kind == "static":
+        from labelloop.classify.static_student import StaticStudent
+
+        return StaticStudent.load(path)
     raise ModelNotAvailableError(
         f"{str(path)!r} holds a student of type {kind!r}; this labelloop loads {list(STUDENT_TYPES)}"
     )

@@ -10,10 +10,21 @@ from labelloop.classify.base import class_weights, oversample_indices
 ABSENT_MARGIN = 20.0  # logit gap that keeps a class with no training data at ~e^-20 probability
 
 
+SOFT_FLOOR = 0.02  # teacher probabilities below this are dropped (they are noise, and cost rows)
+
+
 def fit_head(
     X: np.ndarray, y: np.ndarray, n_classes: int, *, balancing: str, seed: int, C: float = 10.0,
+    soft: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logits for every class: coef (n_classes, dim), intercept (n_classes,), float32."""
+    """Multinomial logits for every class: coef (n_classes, dim), intercept (n_classes,), float32.
+
+    With soft targets (rows x classes), each row counts once per class it gives at least
+    SOFT_FLOOR of its probability, weighted by that probability: the cross-entropy of the teacher's
+    distribution, which logistic regression fits through sample weights.
+    """
+    if soft is not None:
+        return _fit_soft(X, y, n_classes, soft, balancing=balancing, seed=seed, C=C)
     dim = X.shape[1]
     present = np.unique(y)
     coef = np.zeros((n_classes, dim), dtype=np.float64)
@@ -45,9 +56,108 @@ def fit_head(
     return coef.astype(np.float32), intercept.astype(np.float32)
 
 
+def _fit_soft(X, y, n_classes: int, soft: np.ndarray, *, balancing: str, seed: int, C: float):
+    present = np.unique(y)
+    if len(present) < 2:
+        return fit_head(X, y, n_classes, balancing=balancing, seed=seed, C=C)
+    p = np.where(soft >= SOFT_FLOOR, soft, 0.0)
+    p[np.arange(len(y)), y] = np.maximum(p[np.arange(len(y)), y], SOFT_FLOOR)  # the label itself always counts
+    p = p / p.sum(axis=1, keepdims=True)
+    rows, cols = np.nonzero(p)
+    weights = p[rows, cols]
+    if balancing == "class-weight":  # by the hard labels: the same class weights as without soft targets
+        weights = weights * class_weights(y, n_classes)[y[rows]]
+    lr = LogisticRegression(C=C, max_iter=2000, random_state=seed)
+    lr.fit(X[rows], cols, sample_weight=weights)
+    coef = np.zeros((n_classes, X.shape[1]))
+    intercept = np.zeros(n_classes)
+    seen = lr.classes_
+    if len(seen) == 2:
+        half_w, half_b = lr.coef_[0] / 2, lr.intercept_[0] / 2
+        coef[seen[0]], intercept[seen[0]] = -half_w, -half_b
+        coef[seen[1]], intercept[seen[1]] = half_w, half_b
+    else:
+        coef[seen], intercept[seen] = lr.coef_, lr.intercept_
+    absent = np.setdiff1d(np.arange(n_classes), seen)
+    if len(absent):
+        floor = np.min(intercept[seen] - np.linalg.norm(coef[seen], axis=1))
+        intercept[absent] = floor - ABSENT_MARGIN
+    return coef.astype(np.float32), intercept.astype(np.float32)
+
+
 def head_proba(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
     """Softmax of X @ coef.T + intercept."""
     logits = X.astype(np.float64) @ coef.T.astype(np.float64) + intercept.astype(np.float64)
     logits -= logits.max(axis=1, keepdims=True)
     expd = np.exp(logits)
     return expd / expd.sum(axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------ multi-label: one head per label
+
+
+def fit_multi_head(X: np.ndarray, Y: np.ndarray, *, balancing: str, seed: int, C: float = 10.0,
+                   soft: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One logistic regression per label (one-vs-rest), each with its own class weights.
+
+    Y is rows x labels of 0/1 (soft: the teacher's probability of each label). A label that is
+    always (or never) given gets a constant head at +-ABSENT_MARGIN.
+    """
+    n, k = Y.shape
+    coef = np.zeros((k, X.shape[1]))
+    intercept = np.zeros(k)
+    for j in range(k):
+        y = Y[:, j].astype(int)
+        if y.min() == y.max():
+            intercept[j] = ABSENT_MARGIN if y.max() == 1 else -ABSENT_MARGIN
+            continue
+        weight = None
+        if balancing == "class-weight":
+            w = class_weights(y, 2)
+            weight = {0: float(w[0]), 1: float(w[1])}
+        Xj, yj, sw = X, y, None
+        if balancing == "oversample":
+            idx = oversample_indices(y, seed)
+            Xj, yj = X[idx], y[idx]
+        if soft is not None:  # each row counts as a yes with weight p and as a no with weight 1 - p
+            p = np.clip(soft[:, j], 0.0, 1.0)
+            Xj = np.vstack([X, X])
+            yj = np.concatenate([np.ones(n, int), np.zeros(n, int)])
+            sw = np.concatenate([p, 1 - p])
+            if weight is not None:
+                sw = sw * np.where(yj == 1, weight[1], weight[0])
+                weight = None
+        lr = LogisticRegression(C=C, max_iter=2000, class_weight=weight, random_state=seed)
+        lr.fit(Xj, yj, sample_weight=sw)
+        coef[j], intercept[j] = lr.coef_[0], lr.intercept_[0]
+    return coef.astype(np.float32), intercept.astype(np.float32)
+
+
+def multi_head_proba(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """Each label's probability on its own (sigmoid of X @ coef.T + intercept)."""
+    logits = X.astype(np.float64) @ coef.T.astype(np.float64) + intercept.astype(np.float64)
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+
+
+def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per label, the decision threshold that maximizes that label's F1 on out-of-fold probabilities.
+
+    Ties go to the threshold nearest 0.5; a label with no positives (or no probabilities) keeps 0.5.
+    """
+    k = Y.shape[1]
+    out = np.full(k, 0.5)
+    for j in range(k):
+        y, p = Y[:, j].astype(bool), probs[:, j]
+        if not y.any() or np.ptp(p) == 0:
+            continue
+        grid = np.unique(np.concatenate([np.round(p, 4), np.linspace(0.05, 0.95, 19)]))
+        best = (-1.0, 1.0, 0.5)
+        for t in grid:
+            pred = p >= t
+            tp = float((pred & y).sum())
+            f1 = 2 * tp / max(1.0, pred.sum() + y.sum())
+            cand = (f1, -abs(t - 0.5), t)
+            if cand[:2] > best[:2]:
+                best = cand
+        out[j] = best[2]
+    return out

@@ -52,7 +52,7 @@ class SetFitStudent(BaseStudent):
         self.batch_size = batch_size
         self.C = C
 
-    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
         path = resolve_model_path(self.encoder_path)
         set_torch_threads()
         from sentence_transformers import SentenceTransformer
@@ -67,7 +67,7 @@ class SetFitStudent(BaseStudent):
             self.body_ = body
             X = self._embed(texts)
             self.coef_, self.intercept_ = fit_head(
-                X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C
+                X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C, soft=soft
             )
 
     def _tune_body(self, body, texts: list[str], y: np.ndarray) -> None:

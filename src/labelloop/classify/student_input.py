@@ -50,6 +50,14 @@ class StudentInput:
             multi_label=bool(getattr(config.classification, "multi_label", False)), tokenizer_dir=folder,
         )
 
+    def with_encoder(self, encoder: str | None, config) -> StudentInput:
+        """The same contract for another base model (its own tokenizer, and length unless the config sets one)."""
+        from labelloop.models import resolve_model
+
+        folder = resolve_model(encoder, "student.encoder")
+        length = config.student.max_seq_length or default_max_length(folder)
+        return replace(self, encoder=encoder, max_length=int(length), tokenizer_dir=folder)
+
     @property
     def budget(self) -> int:
         """Tokens of text the student sees (max_length minus the special tokens)."""

@@ -59,7 +59,7 @@ class TransformerStudent(BaseStudent):
         self.max_seq_length = max_seq_length
         self.weight_decay = weight_decay
 
-    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str]) -> None:
+    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
         source = hf_model_dir(resolve_model_path(self.model_path, "training.model_path"))
         import torch
 
@@ -73,11 +73,12 @@ class TransformerStudent(BaseStudent):
             weights = None
             if self.balancing == "class-weight":
                 weights = torch.tensor(class_weights(y, len(classes)), dtype=torch.float32)
-            self._train(model, tokenizer, [texts[i] for i in order], y[order], weights)
+            self._train(model, tokenizer, [texts[i] for i in order], y[order], weights,
+                        None if soft is None else soft[order])
         model.eval()
         self.model_, self.tokenizer_ = model, tokenizer
 
-    def _train(self, model, tokenizer, texts: list[str], y: np.ndarray, weights) -> None:
+    def _train(self, model, tokenizer, texts: list[str], y: np.ndarray, weights, soft: np.ndarray | None = None) -> None:
         import torch
         from torch.nn.functional import cross_entropy
 
@@ -97,7 +98,13 @@ class TransformerStudent(BaseStudent):
                 enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length_,
                                 padding=True, return_tensors="pt")
                 logits = model(**enc).logits
-                loss = cross_entropy(logits, torch.as_tensor(y[idx]), weight=weights)
+                if soft is None:
+                    loss = cross_entropy(logits, torch.as_tensor(y[idx]), weight=weights)
+                else:  # distillation: cross-entropy with the teacher's distribution
+                    target = torch.as_tensor(soft[idx], dtype=logits.dtype)
+                    per_row = -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
+                    scale = weights[torch.as_tensor(y[idx])] if weights is not None else torch.ones_like(per_row)
+                    loss = (per_row * scale).sum() / scale.sum()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optim.step()

@@ -27,6 +27,7 @@ worker thread, so backends sharing a GGUF (small and large roles) share it too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import threading
@@ -43,7 +44,7 @@ from labelloop.errors import LLMError, ModelNotAvailableError
 from labelloop.files import sha256_file, usable_cpus
 from labelloop.models import gguf_path as model_file
 from labelloop.llm.base import Classification, Generation, LabelTask
-from labelloop.llm.embedded_chat import ChatPrompt, answer_variants, render
+from labelloop.llm.embedded_chat import DEFAULT_ORDER, ChatPrompt, answer_variants, render
 from labelloop.llm.embedded_prompt import (
     CONTENT_FREE,
     LABEL_CUE,
@@ -54,7 +55,8 @@ from labelloop.llm.embedded_prompt import (
 )
 
 SEED = 0
-PROMPT_VERSION = 1  # bump when the embedded prompt changes: old answers in the call log stop matching
+PROMPT_VERSION = 2  # bump when the embedded prompt changes: old answers in the call log stop matching
+RULE_LINE_TOKENS = 64  # one rule per class, at most this long (longer lines were lists that looped)
 
 _LOAD_LOCK = threading.Lock()
 _SLOTS: dict[tuple[str, int], "_Slot"] = {}
@@ -150,7 +152,7 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 class EmbeddedBackend:
     """A GGUF model run in-process with llama.cpp (CPU)."""
 
-    def __init__(self, settings: LLMSection, *, max_doc_tokens: int | None = None, order: str = "text-first"):
+    def __init__(self, settings: LLMSection, *, max_doc_tokens: int | None = None, order: str = DEFAULT_ORDER):
         path = model_file(settings.model, "small_model.model / large_model.model")
         self.settings = settings
         self.path = str(Path(path).resolve())
@@ -167,7 +169,7 @@ class EmbeddedBackend:
     @property
     def cache_params(self) -> dict:
         """What besides the task changes a label (part of the call log's key)."""
-        return {"n_ctx": self.settings.n_ctx, "calibrate": self.settings.calibrate,  # None: by model kind
+        return {"n_ctx": self.settings.n_ctx, "calibrate": self.settings.calibrate,
                 "max_doc_tokens": self._doc_tokens(), "prompt": PROMPT_VERSION, "order": self.order}
 
     def _doc_tokens(self) -> int | None:
@@ -281,16 +283,29 @@ class EmbeddedBackend:
     def _tok_special(self, text: str) -> list[int]:
         return self._slot.model().tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
+    def _detok_special(self, tokens: list[int]) -> str:
+        return self._slot.model().detokenize(tokens, special=True).decode("utf-8", errors="ignore")
+
     def _chat_prompt(self, task: LabelTask, text: str, reserve: int) -> ChatPrompt:
-        empty = render(self._slot.chat, task, [], self._tok_special, order=self.order, detokenize=self._detok)
+        empty = render(self._slot.chat, task, [], self._tok_special, order=self.order, detokenize=self._detok_special)
+        cut_rules = None
+        half = self.settings.n_ctx // 2
+        if len(empty.tokens) > half and task.rules:  # rules take at most what leaves half the window for the text
+            rule_tokens = self._tok(task.rules)
+            cut_rules = max(0, len(rule_tokens) - (len(empty.tokens) - half))
+            task = dataclasses.replace(task, rules=self._detok(rule_tokens[:cut_rules]))
+            empty = render(self._slot.chat, task, [], self._tok_special, order=self.order,
+                           detokenize=self._detok_special)
         room = self.settings.n_ctx - reserve - len(empty.tokens)
         limit = self._doc_tokens()
         budget = max(0, min(room, limit) if limit is not None else room)
         body = self._tok(text) if text else []
         cut = body[:budget]
-        prompt = render(self._slot.chat, task, cut, self._tok_special, order=self.order, detokenize=self._detok)
+        prompt = render(self._slot.chat, task, cut, self._tok_special, order=self.order, detokenize=self._detok_special)
         if len(cut) < len(body):
             prompt.truncated["document"] = {"kept": len(cut), "of": len(body)}
+        if cut_rules is not None:
+            prompt.truncated["rules"] = cut_rules
         return prompt
 
     def _answer_tokens(self, classes: tuple[str, ...]) -> list[list[list[int]]]:
@@ -316,7 +331,7 @@ class EmbeddedBackend:
         raw_probs = _softmax(logprobs)
         p_cf = None
         probs = raw_probs
-        if self.settings.calibrate:  # off unless asked: it hurt instruction-tuned models (bench_teacher.py)
+        if self.settings.calibrate:
             key = hashlib.sha256(repr((prompt.prefix, variants, "chat")).encode()).hexdigest()
             cache = self._slot.calibration
             if key not in cache:
@@ -338,7 +353,7 @@ class EmbeddedBackend:
         raw_probs = _softmax(logprobs)
         p_cf = None
         probs = raw_probs
-        if self.settings.calibrate is not False:  # on unless turned off: it helps a base model
+        if self.settings.calibrate:
             p_cf = self._content_free(task, prompt.prefix, class_tokens, reserve)
             probs = _normalize(raw_probs / np.maximum(p_cf, 1e-12))
         return self._classification(task, prompt, logprobs, raw_probs, probs, p_cf, start,
@@ -363,7 +378,7 @@ class EmbeddedBackend:
             "method": method + (", contextual calibration" if p_cf is not None else ""),
             "classes": classes,
             "prompt_prefix": prompt.prefix_text,
-            "document": self._detok(prompt.doc),
+            "document": self._detok_special(prompt.doc),
             "prompt_tokens": len(prompt.tokens),
             "truncated": prompt.truncated,
             "n_ctx": self.settings.n_ctx,
@@ -387,34 +402,54 @@ class EmbeddedBackend:
         """An instruction-tuned model answers the chat; a base model completes one line per class."""
         self._writer.model()
         if self._writer.chat is not None:
-            return self._generate_chat(messages, max_tokens, temperature)
+            return self._generate_chat(messages, max_tokens, temperature, classes)
         return self._generate_lines(messages, max_tokens, temperature, classes)
 
-    def _generate_chat(self, messages: list[dict], max_tokens: int, temperature: float) -> Generation:
-        """The messages through the model's own chat template; the reply as it is."""
+    def _generate_chat(self, messages: list[dict], max_tokens: int, temperature: float,
+                       classes: list[str]) -> Generation:
+        """The messages through the model's own chat template.
+
+        With a class list, the answer is written one line per class, each begun for the model
+        ("2. sports:") and ended at the newline: a small model left to write freely put every
+        topic into its first rule, or repeated one rule until max_tokens (bench_teacher.py).
+        """
         llm = self._writer.model()
         self._writer.prefix_len = -1  # generation rewrites the KV cache
         prompt = self._writer.chat(messages)
-        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        limit = self.settings.n_ctx - max_tokens - 1
-        if len(tokens) > limit:
-            raise LLMError(
-                f"the rules prompt has {len(tokens)} tokens, more than embedded model {self.generate_model} can take "
-                f"with {max_tokens} for the answer (n_ctx {self.settings.n_ctx}); raise large_model.n_ctx or lower "
-                "rules_max_tokens")
-        try:
-            out = llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature, top_p=0.95,
-                                        repeat_penalty=1.1, seed=SEED, stop=["<|im_end|>", "<|endoftext|>"])
-        except (ValueError, RuntimeError) as exc:
-            raise LLMError(f"embedded model {self.generate_identity} failed to generate: {exc}") from None
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
+        cues = [f"{i}. {name}:" for i, name in enumerate(classes, 1)] or [""]
+        per_line = min(RULE_LINE_TOKENS, max(24, max_tokens // len(cues))) if classes else max_tokens
+        written, lines = "", []
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        finish = None
+        for cue in cues:
+            text = prompt + written + cue
+            tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            if len(tokens) > self.settings.n_ctx - per_line - 1:
+                raise LLMError(
+                    f"the rules prompt has {len(tokens)} tokens, more than embedded model {self.generate_model} can "
+                    f"take with {per_line} for the answer (n_ctx {self.settings.n_ctx}); raise large_model.n_ctx "
+                    "or lower rules_max_tokens")
+            try:
+                out = llm.create_completion(tokens, max_tokens=per_line, temperature=temperature, top_p=0.95,
+                                            repeat_penalty=1.1, seed=SEED,
+                                            stop=["\n"] if classes else ["<|im_end|>", "<|endoftext|>"])
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"embedded model {self.generate_identity} failed to generate: {exc}") from None
+            choice = out["choices"][0]
+            finish = choice.get("finish_reason")
+            used = out.get("usage") or {}
+            usage["prompt_tokens"] += used.get("prompt_tokens", len(tokens))
+            usage["completion_tokens"] += used.get("completion_tokens", 0)
+            line = (cue + " " + choice["text"].strip()).strip() if classes else choice["text"].strip()
+            lines.append(line)
+            written += line + "\n"
+        generated = "\n".join(lines)
         return Generation(
-            text=choice["text"].strip(),
+            text=generated,
             request={"backend": "embedded", "model": self.generate_identity, "prompt": prompt,
-                     "max_tokens": max_tokens, "temperature": temperature},
-            response={"generated": choice["text"], "finish_reason": choice.get("finish_reason")},
-            prompt_tokens=usage.get("prompt_tokens", len(tokens)), completion_tokens=usage.get("completion_tokens", 0),
+                     "max_tokens": max_tokens, "temperature": temperature, "classes": classes},
+            response={"generated": generated, "finish_reason": finish},
+            prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
         )
 
     def _generate_lines(self, messages: list[dict], max_tokens: int, temperature: float,

@@ -135,3 +135,63 @@ def parse_label_span(reply: str, classes: Sequence[str]) -> tuple[str, int | Non
 def parse_label(reply: str, classes: Sequence[str]) -> str:
     """The class a reply names; raise ParseError with a message fit to show the model."""
     return parse_label_span(reply, classes)[0]
+
+
+# ------------------------------------------------------------------ label sets (multi-label)
+
+NONE_WORDS = ("none", "no label", "no labels", "nothing", "none of them", "none apply", "n/a", "[]")
+_LABELS_LINE = re.compile(r"(?i)(?:^|[\s*_#>`\"(])(?:final\s+)?labels?[ \t]*[*_`]*[ \t]*[:=][ \t]*[*_`]*[ \t]*(?P<value>[^\n]*)")
+
+
+def _set_from_items(items, classes: Sequence[str], where: str) -> list[str]:
+    out, unknown = [], []
+    for item in items:
+        found = match_class(item, classes) if isinstance(item, (str, int)) else None
+        if found is None:
+            unknown.append(item)
+        elif found not in out:
+            out.append(found)
+    if unknown:
+        raise ParseError(f"{where} names {unknown!r}, which are not among the classes {list(classes)}; "
+                         "use only those names")
+    return [c for c in classes if c in out]
+
+
+def parse_label_set(reply: str, classes: Sequence[str]) -> list[str]:
+    """The classes a multi-label reply names, in class order; [] for "none of them".
+
+    Read: a JSON object {"labels": [...]} (or a bare JSON list), or a last line `Labels: a, b` /
+    `Labels: none`, or a reply that is only class names separated by commas.
+    """
+    if reply is None or not reply.strip():
+        raise ParseError(f"the reply is empty; answer with the classes that apply, from {list(classes)}, or none")
+    text = reply.strip()
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    candidates += [m.group(0) for m in re.finditer(r"\{[^{}]*\}|\[[^\[\]]*\]", text)]
+    for cand in reversed(candidates):
+        try:
+            obj = json.loads(cand.strip())
+        except (json.JSONDecodeError, ValueError):
+            continue
+        if isinstance(obj, dict):
+            keys = {k.lower(): k for k in obj if isinstance(k, str)}
+            key = next((keys[k] for k in ("labels", "label", "classes", "categories") if k in keys), None)
+            if key is None:
+                continue
+            obj = obj[key]
+            obj = [obj] if isinstance(obj, str) else obj
+        if isinstance(obj, list):
+            return _set_from_items(obj, classes, "the JSON")
+    lines = [m for m in _LABELS_LINE.finditer(text) if m.group("value").strip()]
+    value = lines[-1].group("value") if lines else (text if "\n" not in text else None)
+    if value is not None:
+        cleaned = _clean(value).strip().lower()
+        if cleaned in NONE_WORDS or cleaned.rstrip(".") in NONE_WORDS:
+            return []
+        parts = [p for p in re.split(r"\s*(?:,|;|\band\b|\||/)\s*", _clean(value)) if p.strip()]
+        if parts:
+            return _set_from_items(parts, classes, f"the answer {_clean(value)!r}")
+    snippet = " ".join(text.split())
+    snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
+    raise ParseError(f"could not find a label set in the reply {snippet!r}; end with a line `Labels: <class>, <class>` "
+                     f"using the classes {list(classes)}, or `Labels: none`")

@@ -26,6 +26,7 @@ from labelloop.llm.base import LabelTask
 
 AnswerFormat = Literal["json", "text", "index"]
 TRUNCATION_MARK = "\n[... truncated]"
+RULES_SAMPLE_CHARS = 800  # each sample text shown to the rules writer: enough to see what the data is like
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "label_system": """\
@@ -317,7 +318,7 @@ def build_rules_messages(
         {"role": "system", "content": prompts.render("rules_system", description=description, classes=classes)},
         {"role": "user", "content": prompts.render(
             "rules_user", description=description, classes=classes,
-            samples=[fence(s, "sample") for s in samples])},
+            samples=[fence(truncate(s, RULES_SAMPLE_CHARS), "sample") for s in samples])},
     ]
 
 

@@ -11,13 +11,13 @@ from labelloop.loop import outputs
 from labelloop.store import Store
 
 
-def write_final_outputs(config: Config, store: Store, n: int, student_input, console: Console, *, progress: bool) -> str | None:
+def write_final_outputs(config: Config, store: Store, n: int, contract, console: Console, *, progress: bool) -> str | None:
     out = config.output_dir
     _write_truth(store, out)
     final = next((it for it in reversed(store.iterations()) if it.status == "done" and it.model_path), None)
     model_path = final.model_path if final else None
     if config.classification.predict_on_whole_set_at_the_end and model_path:
-        n_pred = predict_rest(store, model_path, student_input, out, progress=progress)
+        n_pred = predict_rest(store, model_path, out, progress=progress)
         console.print(f"Predicted {n_pred} chunks the LLM did not label: {outputs.predictions_path(out)}")
     if config.meta_datagen.do_meta_datagen:
         from labelloop.llm.meta_datagen import write_meta_dataset
@@ -54,10 +54,10 @@ def _write_truth(store: Store, out) -> None:
     files.write_yaml(outputs.truth_path(out), rows)
 
 
-def predict_rest(store: Store, model_path: str, student_input, out, *, progress: bool, batch_size: int = 64) -> int:
+def predict_rest(store: Store, model_path: str, out, *, progress: bool, batch_size: int = 64) -> int:
     """Predict every chunk no LLM labeled; write final_classifier_output/predictions.jsonl."""
     from labelloop.classify import load_student
-    from labelloop.serving.predict import iter_predictions
+    from labelloop.serving.predict import iter_predictions, student_input_for
 
     llm_labeled = {lab.chunk_id for lab in store.labels() if lab.source in policy.PRECEDENCE}
     rest = [c for c in store.chunks() if c.id not in llm_labeled]
@@ -65,7 +65,8 @@ def predict_rest(store: Store, model_path: str, student_input, out, *, progress:
     rows = (
         {"chunk_id": c.id, "source_file": c.source, "position": c.position, **row}
         for c, row in zip(
-            rest, iter_predictions(student, [c.text for c in rest], student_input, batch_size, progress=progress)
+            rest, iter_predictions(student, [c.text for c in rest], student_input_for(model_path), batch_size,
+                                   progress=progress)
         )
     )
     return files.write_jsonl(outputs.predictions_path(out), rows)

@@ -45,7 +45,8 @@ def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: S
 
     meta = read_meta(model_dir)
     saved = list(meta["classes"])
-    if meta.get("student_type") == "embedding-head":
+    same_input = StudentInput.load(model_dir) == contract  # the saved student saw what this run's encoder sees
+    if meta.get("student_type") == "embedding-head" and same_input:
         from labelloop.classify.head import head_proba
 
         coef, intercept = load_head(Path(model_dir), len(saved))
@@ -56,7 +57,7 @@ def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: S
 
         student = load_student(model_dir)
         saved = list(student.classes_)
-        probs = np.asarray(student.predict_proba(contract([c.text for c in chunks])))
+        probs = np.asarray(student.predict_proba(StudentInput.load(model_dir).prepare([c.text for c in chunks])))
     out = np.zeros((len(chunks), len(config.classes)))
     for j, cls in enumerate(saved):
         if cls in config.classes:

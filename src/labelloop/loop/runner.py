@@ -102,8 +102,11 @@ def _run(config: Config, store: Store, contract: StudentInput, console: Console,
         done = {it.n: it for it in store.iterations() if it.status == "done"}
         if n not in done:
             t0 = time.perf_counter()
-            train_round(config, store, n, contract)
+            values = train_round(config, store, n, contract)
             console.print(f"iteration {n} trained in {time.perf_counter() - t0:.1f}s")
+            auto = values["metrics"].get("auto")
+            if auto:
+                console.print(f"Student (auto): {auto['reason']}", highlight=False)
         record_round_checks(config, store, n, contract)
         history = [it for it in store.iterations() if it.status == "done" and it.n <= n]
         console.print(iteration_table(history))
@@ -130,6 +133,8 @@ _STUDENT_KINDS = {
     "embedding-head": "frozen sentence embeddings + logistic-regression head",
     "setfit": "SetFit: contrastive fine-tuning of the embedding model, then a logistic-regression head",
     "transformer": "the base model fine-tuned end to end as a sequence classifier",
+    "static": "static token embeddings distilled from the base model (model2vec) + logistic-regression head",
+    "auto": "picks, by cross-validated agreement with the teacher, within student.budget_s",
 }
 
 

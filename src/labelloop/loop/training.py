@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,11 @@ class Fitted:
     """A round's student, and what its cross-validation found about the labels it learned from."""
 
     student: object
+    contract: StudentInput  # what this student sees (auto may pick another encoder than the config's)
     oos: np.ndarray  # out-of-sample probabilities of every training row (rows of RoundData.train)
     flags: Flags  # likely LLM label errors, most likely first
     pruned: set[int]  # training rows left out of the fit
+    auto: dict | None = None  # student.type auto: every candidate's score and time, the choice and why
 
 
 def train_round(config: Config, store: Store, n: int, contract: StudentInput) -> dict:
@@ -71,7 +74,7 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
     classes = config.classes
     store.start_iteration(n, train_size=len(data.train), test_size=len(data.test))
     fitted = fit_student(config, store, data, contract)
-    student = fitted.student
+    student, contract = fitted.student, fitted.contract
     fit_s = time.perf_counter() - t0
 
     test_probs = student.predict_proba(contract.prepare([c.text for c in data.test])) if data.test \
@@ -114,6 +117,9 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
             "train_label_sources": {s: data.train_sources.count(s) for s in set(data.train_sources)},
             "pruned_label_errors": len(fitted.pruned),
             METRICS_KEY: fitted.flags.to_dict(),
+            "student": {"type": getattr(student, "kind", config.student.type), "encoder": contract.encoder,
+                        "soft_labels": config.student.soft_labels},
+            **({"auto": fitted.auto} if fitted.auto else {}),
             "review_mark": max((r.id for r in store.reviews()), default=0),
             "rules_version": rules.version if rules else None,
         },
@@ -125,12 +131,12 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
     return values
 
 
-def new_student(config: Config, contract: StudentInput, cache=None):
-    """A fresh student for this config, on its base model, taking contract.max_length tokens."""
+def new_student(config: Config, contract: StudentInput, cache=None, kind: str | None = None):
+    """A fresh student of this config's type (or `kind`), on the contract's base model and length."""
     from labelloop.classify import make_student
 
     return make_student(
-        config.student.type, config.classes, settings=config.student, model_path=config.student_model,
+        kind or config.student.type, config.classes, settings=config.student, model_path=contract.encoder,
         cache=cache, balancing=config.balancing.mode, max_seq_length=contract.max_length,
     )
 
@@ -140,24 +146,74 @@ def _save(student, folder: Path, contract: StudentInput) -> None:
     contract.save(folder)
 
 
+def soft_targets(store: Store, data: RoundData, classes: list[str]) -> np.ndarray:
+    """The teacher's class probabilities of each training row, where it gave them; one-hot otherwise."""
+    labels = store.labels(chunk_ids=[c.id for c in data.train])
+    probs = {(lab.chunk_id, lab.source): lab.probs for lab in labels}
+    out = np.zeros((len(data.train), len(classes)))
+    for i, (c, lab, src) in enumerate(zip(data.train, data.train_labels, data.train_sources)):
+        p = probs.get((c.id, src)) if src in policy.LLM_SOURCES else None
+        if p and sum(p.get(k, 0.0) for k in classes) > 0:
+            out[i] = [float(p.get(k, 0.0)) for k in classes]
+            out[i] /= out[i].sum()
+        else:
+            out[i, classes.index(lab)] = 1.0
+    return out
+
+
 def fit_student(config: Config, store: Store, data: RoundData, contract: StudentInput) -> Fitted:
     """Fit a new student on a round's training chunks, leaving out the LLM labels it calls likely wrong.
 
     The student is first cross-validated on its own training chunks; confident learning ranks
     the labels from those out-of-sample probabilities once (labelloop.loop.label_errors), and
     with student.prune_label_errors on, the flagged LLM labels are left out of the final fit.
+    With student.type auto, the cross-validation also chooses the student (labelloop.classify.selection).
     """
-    texts = contract.prepare([c.text for c in data.train])
-    student = new_student(config, contract, store)
-    if texts:
-        oos = student.cross_val_proba(texts, data.train_labels)
+    auto = None
+    if config.student.type == "auto" and data.train:
+        contract, student, oos, auto = _auto(config, store, data, contract)
     else:
-        oos = np.zeros((0, len(config.classes)))
+        student = new_student(config, contract, store)
+        texts = contract.prepare([c.text for c in data.train])
+        oos = student.cross_val_proba(texts, data.train_labels, folds=config.student.cv_folds) if texts \
+            else np.zeros((0, len(config.classes)))
+    texts = contract.prepare([c.text for c in data.train])
     rows, flags = rank_round([c.id for c in data.train], data.train_labels, data.train_sources, oos, config.classes)
     pruned = set(rows_to_prune(rows, data.train_labels)) if config.student.prune_label_errors else set()
     keep = [i for i in range(len(texts)) if i not in pruned]
-    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep])
-    return Fitted(student, oos, flags, pruned)
+    soft = soft_targets(store, data, config.classes)[keep] if config.student.soft_labels and keep else None
+    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep], soft=soft)
+    return Fitted(student, contract, oos, flags, pruned, auto)
+
+
+def _auto(config: Config, store: Store, data: RoundData, contract: StudentInput):
+    """student.type auto: score the candidates, then a fresh student of the chosen kind."""
+    from labelloop.classify.selection import candidates, choose
+
+    contracts: dict[str | None, StudentInput] = {}
+
+    def contract_for(encoder: str | None) -> StudentInput:
+        if encoder not in contracts:
+            contracts[encoder] = contract if encoder == contract.encoder else contract.with_encoder(encoder, config)
+        return contracts[encoder]
+
+    prepared: dict[str | None, list[str]] = {}
+
+    def texts_for(encoder: str | None) -> list[str]:
+        if encoder not in prepared:
+            prepared[encoder] = contract_for(encoder).prepare([c.text for c in data.train])
+        return prepared[encoder]
+
+    pool = [dataclasses.replace(c, encoder=c.encoder or contract.encoder) for c in candidates(config.student.encoder)]
+    previous = [it for it in store.iterations() if it.status == "done" and (it.metrics or {}).get("auto")]
+    previous_best = max((t["cv_accuracy"] or 0.0 for t in previous[-1].metrics["auto"]["trials"]
+                         if t.get("cv_accuracy") is not None), default=None) if previous else None
+    choice = choose(lambda kind, enc: new_student(config, contract_for(enc), store, kind=kind), [],
+                    data.train_labels, target=config.system.required_accuracy, budget_s=config.student.budget_s,
+                    previous_best=previous_best, folds=config.student.cv_folds, candidates_=pool,
+                    texts_for=texts_for)
+    chosen = contract_for(choice.encoder)
+    return chosen, new_student(config, chosen, store, kind=choice.kind), choice.oos, choice.to_dict()
 
 
 def _record_student_labels(store, n, data: RoundData, oos: np.ndarray, test_probs, classes) -> None:

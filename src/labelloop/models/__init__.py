@@ -109,7 +109,7 @@ def _not_here(repo_id: str, setting: str, why: str) -> str:
     )
 
 
-DEFAULT_GGUF = "gemma-3-270m"  # the embedded model when small_model.model / large_model.model is unset
+DEFAULT_GGUF = "qwen2.5-coder-1.5b"  # the embedded model when unset: chosen by bench/bench_teacher.py
 
 
 def gguf_path(name_or_path: str | os.PathLike | None, setting: str = "model") -> str:

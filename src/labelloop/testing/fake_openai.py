@@ -227,7 +227,8 @@ class FakeOpenAI:
         return rng.choice([c for c in classes if c != truth]), False
 
     def rules_text(self, classes: list[str]) -> str:
-        lines = [f"{i}. Label a document `{c}` when its main subject is {c}." for i, c in enumerate(classes, 1)]
+        lines = [f"{i}. Label a document `{c}` when its main subject is {c}: its events, people, organisations "
+                 "and vocabulary." for i, c in enumerate(classes, 1)]
         n = len(lines)
         lines.append(f"{n + 1}. Default: when no rule clearly applies, use `{classes[0]}`.")
         lines.append(f"{n + 2}. Edge case: a document that touches several classes gets the one it spends most words on.")
