@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol, get_args, runtime_checkable
 
@@ -15,6 +17,28 @@ from labelloop.config import BalancingMode
 from labelloop.errors import LabelloopError, NotFittedError
 
 BALANCING_MODES = get_args(BalancingMode)
+_DEADLINE: ContextVar[float | None] = ContextVar("labelloop_fit_deadline", default=None)
+
+
+class OverBudget(LabelloopError):
+    """A fit stopped at its deadline: `student.type: auto` keeps every candidate to student.budget_s."""
+
+
+@contextlib.contextmanager
+def fit_deadline(at: float | None) -> Iterator[None]:
+    """Fits started inside stop (OverBudget) once time.monotonic() passes `at`; students that train
+    for long (setfit, transformer) check it every step."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def check_deadline() -> None:
+    at = _DEADLINE.get()
+    if at is not None and time.monotonic() > at:
+        raise OverBudget("the fit ran past its deadline (student.budget_s)")
 
 
 class UnfittedAttributeError(NotFittedError, AttributeError):

@@ -12,7 +12,8 @@ The cheap ones are always scored. The expensive ones are tried only when the bes
 below `required_accuracy` and did not gain PLATEAU over the previous round's best (more
 labels stopped helping it), and only while the budget allows: a candidate whose first fold,
 times the folds still to go plus the final fit, would overrun `student.budget_s` is stopped
-there. The cheapest candidate within TIE of the best score wins.
+there, and any fit still running when the budget is spent stops at its next training step.
+The cheapest candidate within TIE of the best score wins.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from labelloop.classify.base import OverBudget, fit_deadline
 
 PLATEAU = 0.01  # a round that gains less than this on the best cheap student has plateaued
 TIE = 0.005  # scores this close count as equal: the cheaper student wins
@@ -81,6 +84,7 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
     without it every candidate gets `texts`.
     """
     start = time.perf_counter()
+    deadline = time.monotonic() + budget_s
     trials: list[Trial] = []
     scored: list[tuple[float, int, Trial, np.ndarray]] = []
     pool = candidates_ or candidates(None)
@@ -103,7 +107,13 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
         t0 = time.perf_counter()
         try:
             seen = texts_for(cand.encoder) if texts_for is not None else texts
-            probs = _cross_val(make(cand.kind, cand.encoder), seen, labels, folds, budget_s - spent)
+            with fit_deadline(deadline):
+                probs = _cross_val(make(cand.kind, cand.encoder), seen, labels, folds, budget_s - spent)
+        except OverBudget:
+            trial.seconds = time.perf_counter() - t0
+            trial.note = f"stopped at the budget: student.budget_s {budget_s:g} s ran out during its first fold"
+            trials.append(trial)
+            continue
         except _OverBudget as exc:
             trial.seconds = time.perf_counter() - t0
             trial.note = str(exc)

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from labelloop.classify import folder as fmt
-from labelloop.classify.base import BaseStudent, check_classes, isolated_rng
+from labelloop.classify.base import BaseStudent, check_classes, check_deadline, isolated_rng
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
 from labelloop.classify.head import fit_head, head_proba
 
@@ -23,6 +23,17 @@ from labelloop.classify.head import fit_head, head_proba
 def _accuracy(y_pred, y_test) -> dict[str, float]:
     """setfit's metric; its default evaluate.load('accuracy') needs the network."""
     return {"accuracy": float(np.mean(np.asarray(y_pred) == np.asarray(y_test)))}
+
+
+def _deadline_callback():
+    """A transformers callback that checks the fit's deadline (classify.base.fit_deadline) every step."""
+    from transformers import TrainerCallback
+
+    class Deadline(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            check_deadline()
+
+    return Deadline()
 
 
 class SetFitStudent(BaseStudent):
@@ -88,7 +99,8 @@ class SetFitStudent(BaseStudent):
                 )
                 model = SetFitModel(model_body=body, model_head=None, labels=None)
                 data = Dataset.from_dict({"text": list(texts), "label": [int(v) for v in y]})
-                trainer = Trainer(model=model, args=args, train_dataset=data, metric=_accuracy)
+                trainer = Trainer(model=model, args=args, train_dataset=data, metric=_accuracy,
+                                  callbacks=[_deadline_callback()])
                 trainer.train_embeddings(list(texts), [int(v) for v in y], args=args)
         finally:
             for lg, level in zip(quiet, levels):

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from labelloop.classify import folder as fmt
-from labelloop.classify.base import BaseStudent, check_classes, class_weights, isolated_rng, oversample_indices
+from labelloop.classify.base import BaseStudent, check_classes, check_deadline, class_weights, isolated_rng, oversample_indices
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
 from labelloop.errors import ModelNotAvailableError
 
@@ -110,6 +110,7 @@ class TransformerStudent(BaseStudent):
                 optim.step()
                 sched.step()
                 optim.zero_grad()
+                check_deadline()
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
         import torch
