@@ -1,0 +1,364 @@
+"""Which student for which task: accuracy under a noisy teacher, speed, and the rare-class case.
+
+For each data set (drugs2, drugs3, BBC), the same N training texts from the pool carry two label
+sets: gold, and a teacher right 90% of the time whose errors are spread evenly over the other
+classes (seeded; the fake teacher of bench_loop.py, without the HTTP round trips). Every student
+is fitted on each, with labelloop's defaults, and scored on a fixed sample of the gold test split
+(never used for any choice). Students:
+
+  head-minilm      embedding-head on all-MiniLM-L6-v2 (the default)
+  head-mpnet       embedding-head on all-mpnet-base-v2 (student.encoder: all-mpnet-base-v2)
+  static           model2vec static embeddings distilled from MiniLM + the same head
+  transformer      all-MiniLM-L6-v2 fine-tuned end to end (student.type: transformer)
+  auto             student.type auto: candidates scored by 5-fold agreement with the teacher's
+                   labels (training side only), within --budget seconds
+
+Throughput: chunks/s of static, head-minilm and its int8 ONNX export on the same unseen drug
+reviews (all 689 that the rate students were not fitted on), and the embedded teacher (qwen2.5-coder-1.5b) on 8 of them.
+
+Soft labels: the embedded qwen2.5-coder-0.5b labels --soft-n drugs2 reviews with its calibrated
+class probabilities; the heads are fitted on its top labels and on its distribution.
+
+Rare class: BBC, one topic (entertainment) made rare (7% of the training pool) against all the
+others, the 90% teacher flipping 10% of each class. Macro-F1 of the default head, without class
+weights, with confident-learning pruning (labelloop's rows_to_prune on cleanlab's flags), and with
+a rare-class threshold chosen by cross-validation, against the gold-label student.
+
+Run: .venv/bin/python bench/bench_student_choice.py [--quick] [--datasets drugs2,drugs3,bbc]
+     [--students head-minilm,head-mpnet,static,transformer,auto] [--budget 300]
+Writes bench/results/<date>-student-choice.json and prints the tables for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_data import DATASETS, bbc  # noqa: E402
+from common import environment, write_results  # noqa: E402
+
+from labelloop.classify import make_student  # noqa: E402
+from labelloop.classify.selection import choose  # noqa: E402
+
+TEACHER_ACCURACY = 0.9
+STUDENTS = ["head-minilm", "head-mpnet", "static", "transformer", "auto"]
+KINDS = {"head-minilm": ("embedding-head", None), "head-mpnet": ("embedding-head", "all-mpnet-base-v2"),
+         "static": ("static", None), "transformer": ("transformer", None)}
+RARE = "entertainment"
+
+
+class DictCache:
+    """Embeddings by key, shared by every fit of one run (the same texts, many students)."""
+
+    def __init__(self):
+        self.vectors = {}
+
+    def get(self, keys):
+        return {k: self.vectors[k] for k in keys if k in self.vectors}
+
+    def put(self, vectors):
+        self.vectors.update(vectors)
+
+
+def noisy(labels: list[str], classes: list[str], accuracy: float, seed: int) -> list[str]:
+    """A teacher right with probability `accuracy`, its errors spread evenly over the other classes."""
+    rng = random.Random(seed)
+    return [g if rng.random() < accuracy else rng.choice([c for c in classes if c != g]) for g in labels]
+
+
+def scored(pred: list[str], gold: list[str]) -> dict:
+    return {"accuracy": round(float(accuracy_score(gold, pred)), 4),
+            "macro_f1": round(float(f1_score(gold, pred, average="macro")), 4)}
+
+
+def fit_and_score(name, classes, train_texts, labels, test_texts, test_gold, cache, budget):
+    t0 = time.perf_counter()
+    extra = {}
+    if name == "auto":
+        make = lambda kind, enc: make_student(kind, classes, model_path=enc, cache=cache)  # noqa: E731
+        choice = choose(make, train_texts, labels, target=0.99, budget_s=budget, previous_best=None, folds=5)
+        student = make(choice.kind, choice.encoder)
+        extra = {"chose": choice.kind + (f" ({choice.encoder})" if choice.encoder else ""),
+                 "trials": choice.to_dict()["trials"]}
+    else:
+        kind, enc = KINDS[name]
+        student = make_student(kind, classes, model_path=enc, cache=cache)
+    student.fit(train_texts, labels)
+    fit_s = time.perf_counter() - t0
+    pred = student.predict(test_texts)
+    return {**scored(pred, test_gold), "fit_s": round(fit_s, 1), **extra}, student
+
+
+def bench_dataset(name: str, args, cache) -> list[dict]:
+    load, classes, _desc = DATASETS[name]
+    pool, test = load()
+    rng = random.Random(args.seed)
+    test = rng.sample(test, min(args.test, len(test)))
+    train = pool[:args.train]
+    texts = [t for t, _ in train]
+    gold = [g for _, g in train]
+    teacher = noisy(gold, classes, TEACHER_ACCURACY, args.seed)
+    test_texts, test_gold = [t for t, _ in test], [g for _, g in test]
+    rows = []
+    for student in args.students:
+        for source, labels in (("teacher90", teacher), ("gold", gold)):
+            if student == "auto" and source == "gold":
+                continue
+            print(f"  {name} {student} on {source} labels ...", flush=True)
+            row, _ = fit_and_score(student, classes, texts, labels, test_texts, test_gold, cache, args.budget)
+            rows.append({"data": name, "student": student, "labels": source, "train": len(texts),
+                         "test": len(test), "teacher_accuracy_on_train": round(float(np.mean(
+                             [a == b for a, b in zip(teacher, gold)])), 4), **row})
+            print(f"    {row['accuracy']:.3f} acc, {row['macro_f1']:.3f} macro-F1, {row['fit_s']} s", flush=True)
+    return rows
+
+
+def rate(predict, texts: list[str]) -> float:
+    predict(texts[:16])  # warm-up (loading, first calls)
+    t0 = time.perf_counter()
+    predict(texts)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def bench_throughput(args) -> dict:
+    """chunks/s on the same unseen drug reviews: static vs MiniLM head (torch, int8 ONNX) vs the teacher."""
+    import shutil
+
+    from labelloop.serving.onnx_export import export_onnx
+    from labelloop.serving.onnx_runtime import OnnxStudent
+
+    load, classes, desc = DATASETS["drugs2"]
+    pool, test = load()
+    fit = pool[:200]
+    texts = [t for t, _ in pool[200:] + test][:args.rate_n]  # never trained on
+    out = {"texts": len(texts)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("static", "head-minilm"):
+            kind, enc = KINDS[name]
+            student = make_student(kind, classes, model_path=enc).fit([t for t, _ in fit], [g for _, g in fit])
+            out[name] = {"chunks_per_s": round(rate(student.predict, texts), 1)}
+            if name == "head-minilm":
+                student.save(Path(tmp) / "head")
+                copy = Path(tmp) / "int8"
+                shutil.copytree(Path(tmp) / "head", copy)
+                export_onnx(copy, int8=True)
+                onnx = OnnxStudent.load(copy)
+                out["head-minilm-int8-onnx"] = {"chunks_per_s": round(rate(onnx.predict, texts), 1)}
+        out["teacher"] = teacher_rate(texts[:args.teacher_n], classes, desc)
+    return out
+
+
+def teacher_rate(texts: list[str], classes: list[str], desc: str) -> dict:
+    """The embedded default (qwen2.5-coder-1.5b) labelling the same texts, with the description as rules."""
+    import asyncio
+
+    from labelloop.config import LLMSection
+    from labelloop.llm.base import LabelTask
+    from labelloop.llm.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(LLMSection(mode="embedded"))
+
+    async def label_all() -> float:
+        def task(t):
+            return LabelTask(t, tuple(classes), desc, desc)
+        await backend.classify(task(texts[0]))  # warm-up: loading the model
+        t0 = time.perf_counter()
+        for t in texts:
+            await backend.classify(task(t))
+        elapsed = time.perf_counter() - t0
+        await backend.aclose()
+        return elapsed
+
+    elapsed = asyncio.run(label_all())
+    return {"model": backend.settings.model or "qwen2.5-coder-1.5b", "items_per_s": round(len(texts) / elapsed, 3),
+            "items": len(texts)}
+
+
+def bench_soft(args, cache) -> list[dict]:
+    """drugs2: the embedded teacher labels N training reviews with its class probabilities; the same
+    students fitted on its top labels (hard) and on its distribution (soft), same chunks and seeds."""
+    import asyncio
+
+    from labelloop.config import LLMSection
+    from labelloop.llm.base import LabelTask
+    from labelloop.llm.embedded import EmbeddedBackend
+
+    load, classes, desc = DATASETS["drugs2"]
+    pool, test = load()
+    train = pool[:args.soft_n]
+    backend = EmbeddedBackend(LLMSection(mode="embedded", model=args.soft_model))
+
+    async def label_all():
+        out = [await backend.classify(LabelTask(t, tuple(classes), desc, desc)) for t, _ in train]
+        await backend.aclose()
+        return out
+
+    t0 = time.perf_counter()
+    answers = asyncio.run(label_all())
+    label_s = time.perf_counter() - t0
+    texts = [t for t, _ in train]
+    gold = [g for _, g in train]
+    hard = [a.label if a.label in classes else max(a.probs, key=a.probs.get) for a in answers]
+    soft = np.array([[a.probs.get(c, 0.0) for c in classes] for a in answers], dtype=np.float64)
+    soft /= soft.sum(axis=1, keepdims=True)
+    teacher_acc = float(np.mean([h == g for h, g in zip(hard, gold)]))
+    test_texts, test_gold = [t for t, _ in test], [g for _, g in test]
+    rows = []
+    for name in ("head-minilm", "head-mpnet"):
+        kind, enc = KINDS[name]
+        for mode in ("hard", "soft"):
+            student = make_student(kind, classes, model_path=enc, cache=cache)
+            student.fit(texts, hard, soft=soft if mode == "soft" else None)
+            rows.append({"student": name, "targets": mode, "teacher": args.soft_model, "train": len(texts),
+                         "teacher_accuracy_on_train": round(teacher_acc, 4), "label_s": round(label_s, 1),
+                         **scored(student.predict(test_texts), test_gold)})
+            print(f"  soft {name} {mode}: {rows[-1]['accuracy']:.3f}", flush=True)
+    return rows
+
+
+def bench_rare(args, cache) -> list[dict]:
+    """BBC: RARE at ~7% of the training pool vs all the others, a 90% teacher; levers against the noise."""
+    from labelloop.classify.label_quality import find_issues
+    from labelloop.loop.label_errors import rows_to_prune
+
+    pool, test = bbc()
+    rng = random.Random(args.seed)
+    others = [t for t, g in pool if g != RARE]
+    rare = [t for t, g in pool if g == RARE]
+    n_rare = round(0.07 / 0.93 * args.rare_others)
+    train = [(t, "other") for t in rng.sample(others, args.rare_others)] + [(t, RARE) for t in rng.sample(rare, n_rare)]
+    rng.shuffle(train)
+    classes = ["other", RARE]
+    texts = [t for t, _ in train]
+    gold = [g for _, g in train]
+    teacher = noisy(gold, classes, TEACHER_ACCURACY, args.seed)
+    test_texts = [t for t, _ in test]
+    test_gold = [RARE if g == RARE else "other" for _, g in test]
+    rows = []
+
+    def run(lever: str, labels: list[str], balancing="class-weight", prune=False, threshold=False):
+        t0 = time.perf_counter()
+        make = lambda: make_student("embedding-head", classes, cache=cache, balancing=balancing)  # noqa: E731
+        keep = list(range(len(texts)))
+        if prune:
+            oos = make().cross_val_proba(texts, labels, folds=5)
+            y = np.array([classes.index(lab) for lab in labels])
+            flagged = find_issues(y, oos, len(classes)).rows
+            dropped = set(rows_to_prune(flagged, labels))
+            keep = [i for i in keep if i not in dropped]
+        fit_texts, fit_labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        cut = 0.5
+        if threshold:  # the rare class's threshold: best F1 of the out-of-fold probabilities (training side)
+            oos = make().cross_val_proba(fit_texts, fit_labels, folds=5)[:, 1]
+            is_rare = np.array([lab == RARE for lab in fit_labels])
+            grid = np.linspace(0.05, 0.95, 19)
+            cut = float(max(grid, key=lambda c: f1_score(is_rare, oos >= c, zero_division=0)))
+        student = make().fit(fit_texts, fit_labels)
+        probs = student.predict_proba(test_texts)[:, 1]
+        pred = [RARE if p >= cut else "other" for p in probs]
+        rare_labels = sum(lab == RARE for lab in labels)
+        false_rare = sum(lab == RARE and g != RARE for lab, g in zip(labels, gold))
+        rows.append({"lever": lever, **scored(pred, test_gold), "trained_on": len(fit_texts),
+                     "rare_labels": rare_labels, "false_rare_labels": false_rare, "threshold": round(cut, 2),
+                     "seconds": round(time.perf_counter() - t0, 1)})
+        print(f"  rare {lever}: macro-F1 {rows[-1]['macro_f1']:.3f}", flush=True)
+
+    run("gold labels (the reference)", gold)
+    run("teacher, no class weights", teacher, balancing="none")
+    run("teacher, class weights (default)", teacher)
+    run("teacher, class weights + confident-learning pruning", teacher, prune=True)
+    run("teacher, class weights + rare threshold by CV", teacher, threshold=True)
+    run("teacher, pruning + rare threshold by CV", teacher, prune=True, threshold=True)
+    return rows
+
+
+def tables(result: dict) -> str:
+    lines = ["| data | student | teacher-label acc | gold-label acc | student − teacher | student − gold | "
+             "macro-F1 (teacher labels) | fit s |", "|---|---|---|---|---|---|---|---|"]
+    by = {(r["data"], r["student"], r["labels"]): r for r in result["students"]}
+    for (data, student, source), r in by.items():
+        if source != "teacher90":
+            continue
+        g = by.get((data, student, "gold"))
+        chose = f" → {r['chose']}" if r.get("chose") else ""
+        lines.append(
+            f"| {data} | {student}{chose} | {100 * r['accuracy']:.1f} | {100 * g['accuracy']:.1f} | "
+            f"{100 * (r['accuracy'] - TEACHER_ACCURACY):+.1f} | {100 * (r['accuracy'] - g['accuracy']):+.1f} | "
+            f"{100 * r['macro_f1']:.1f} | {r['fit_s']:.0f} |" if g else
+            f"| {data} | {student}{chose} | {100 * r['accuracy']:.1f} | - | "
+            f"{100 * (r['accuracy'] - TEACHER_ACCURACY):+.1f} | - | {100 * r['macro_f1']:.1f} | {r['fit_s']:.0f} |")
+    if result.get("throughput"):
+        tp = result["throughput"]
+        base = tp["head-minilm"]["chunks_per_s"]
+        teacher = tp["teacher"]["items_per_s"]
+        lines += ["", "| predictor | chunks/s | × MiniLM head | × embedded teacher |", "|---|---|---|---|"]
+        for name in ("static", "head-minilm", "head-minilm-int8-onnx"):
+            v = tp[name]["chunks_per_s"]
+            lines.append(f"| {name} | {v:.1f} | {v / base:.1f} | {v / teacher:.0f} |")
+        lines.append(f"| embedded teacher ({tp['teacher']['model']}) | {teacher:.2f} | {teacher / base:.3f} | 1 |")
+    if result.get("soft"):
+        lines += ["", "| soft labels: student | targets | accuracy | macro-F1 | teacher on these chunks |",
+                  "|---|---|---|---|---|"]
+        for r in result["soft"]:
+            lines.append(f"| {r['student']} | {r['targets']} | {100 * r['accuracy']:.1f} | {100 * r['macro_f1']:.1f} | "
+                         f"{r['teacher']}, {100 * r['teacher_accuracy_on_train']:.1f} |")
+    if result.get("rare"):
+        lines += ["", "| rare class: lever | macro-F1 | − gold | rare labels (false) | trained on | threshold |",
+                  "|---|---|---|---|---|---|"]
+        ref = result["rare"][0]["macro_f1"]
+        for r in result["rare"]:
+            lines.append(f"| {r['lever']} | {100 * r['macro_f1']:.1f} | {100 * (r['macro_f1'] - ref):+.1f} | "
+                         f"{r['rare_labels']} ({r['false_rare_labels']}) | {r['trained_on']} | {r['threshold']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="drugs2,drugs3,bbc")
+    ap.add_argument("--students", default=",".join(STUDENTS))
+    ap.add_argument("--train", type=int, default=500)
+    ap.add_argument("--test", type=int, default=600)
+    ap.add_argument("--budget", type=float, default=300.0)
+    ap.add_argument("--rate-n", type=int, default=1000)
+    ap.add_argument("--teacher-n", type=int, default=8)
+    ap.add_argument("--rare-others", type=int, default=280)
+    ap.add_argument("--no-throughput", action="store_true")
+    ap.add_argument("--no-rare", action="store_true")
+    ap.add_argument("--soft-n", type=int, default=200, help="drugs2 reviews the embedded teacher labels (0: skip)")
+    ap.add_argument("--soft-model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="100 train, 100 test, 200 texts for rates")
+    ap.add_argument("--name", default="student-choice")
+    args = ap.parse_args()
+    if args.quick:
+        args.train, args.test, args.rate_n, args.teacher_n, args.rare_others, args.soft_n = 100, 100, 200, 2, 140, 20
+    args.students = args.students.split(",")
+    t0 = time.perf_counter()
+    cache = DictCache()
+    result = {**environment(), "args": vars(args), "teacher_accuracy": TEACHER_ACCURACY, "students": []}
+    for name in args.datasets.split(","):
+        result["students"] += bench_dataset(name, args, cache)
+        write_results(args.name, result, quiet=True)
+    if not args.no_rare:
+        result["rare"] = bench_rare(args, cache)
+    if args.soft_n:
+        result["soft"] = bench_soft(args, cache)
+        write_results(args.name, result, quiet=True)
+    if not args.no_throughput:
+        result["throughput"] = bench_throughput(args)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["table"] = tables(result)
+    print(result["table"])
+    write_results(args.name, result)
+
+
+if __name__ == "__main__":
+    main()
