@@ -16,6 +16,9 @@ is fitted on each, with labelloop's defaults, and scored on a fixed sample of th
 Throughput: chunks/s of static, head-minilm and its int8 ONNX export on the same unseen drug
 reviews (all 689 that the rate students were not fitted on), and the embedded teacher (qwen2.5-coder-1.5b) on 8 of them.
 
+One round: the embedding-head's 5-fold cross-validation and final fit on 1,000 BBC chunks, with
+new and with cached embeddings, and auto's wall time on the same chunks.
+
 Soft labels: the embedded qwen2.5-coder-0.5b labels --soft-n drugs2 reviews with its calibrated
 class probabilities; the heads are fitted on its top labels and on its distribution.
 
@@ -280,6 +283,32 @@ def bench_rare(args, cache) -> list[dict]:
     return rows
 
 
+def bench_iteration(args) -> dict:
+    """One embedding-head round on N BBC chunks as the loop runs it: the student's 5-fold cross-validation
+    (label errors) and the final fit, embeddings cold (a new round's chunks) and warm (cached); then auto."""
+    pool, _ = bbc()
+    items = pool[:args.iter_n]
+    texts, labels = [t for t, _ in items], [g for _, g in items]
+    classes = DATASETS["bbc"][1]
+    cache = DictCache()
+    out = {"chunks": len(texts)}
+    for state in ("cold", "warm"):
+        t0 = time.perf_counter()
+        student = make_student("embedding-head", classes, cache=cache)
+        student.cross_val_proba(texts, labels, folds=5)
+        student.fit(texts, labels)
+        out[f"embedding_head_{state}_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    make = lambda kind, enc: make_student(kind, classes, model_path=enc, cache=cache)  # noqa: E731
+    choice = choose(make, texts, labels, target=0.99, budget_s=args.budget, previous_best=None, folds=5)
+    make(choice.kind, choice.encoder).fit(texts, labels)
+    out["auto_s"] = round(time.perf_counter() - t0, 1)
+    out["auto_budget_s"] = args.budget
+    out["auto_chose"] = choice.kind + (f" ({choice.encoder})" if choice.encoder else "")
+    print(f"  iteration on {len(texts)} chunks: {out}", flush=True)
+    return out
+
+
 def tables(result: dict) -> str:
     lines = ["| data | student | teacher-label acc | gold-label acc | student − teacher | student − gold | "
              "macro-F1 (teacher labels) | fit s |", "|---|---|---|---|---|---|---|---|"]
@@ -304,6 +333,12 @@ def tables(result: dict) -> str:
             v = tp[name]["chunks_per_s"]
             lines.append(f"| {name} | {v:.1f} | {v / base:.1f} | {v / teacher:.0f} |")
         lines.append(f"| embedded teacher ({tp['teacher']['model']}) | {teacher:.2f} | {teacher / base:.3f} | 1 |")
+    if result.get("iteration"):
+        it = result["iteration"]
+        lines += ["", f"One round on {it['chunks']} BBC chunks (5-fold cross-validation + final fit): "
+                  f"embedding-head {it['embedding_head_cold_s']:.0f} s with new embeddings, "
+                  f"{it['embedding_head_warm_s']:.0f} s cached; auto {it['auto_s']:.0f} s "
+                  f"(budget {it['auto_budget_s']:g} s, chose {it['auto_chose']}, embeddings already cached)."]
     if result.get("soft"):
         lines += ["", "| soft labels: student | targets | accuracy | macro-F1 | teacher on these chunks |",
                   "|---|---|---|---|---|"]
@@ -332,6 +367,7 @@ def main() -> None:
     ap.add_argument("--rare-others", type=int, default=280)
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--no-rare", action="store_true")
+    ap.add_argument("--iter-n", type=int, default=1000, help="chunks of the one-round timing (0: skip)")
     ap.add_argument("--soft-n", type=int, default=200, help="drugs2 reviews the embedded teacher labels (0: skip)")
     ap.add_argument("--soft-model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--seed", type=int, default=0)
@@ -339,7 +375,8 @@ def main() -> None:
     ap.add_argument("--name", default="student-choice")
     args = ap.parse_args()
     if args.quick:
-        args.train, args.test, args.rate_n, args.teacher_n, args.rare_others, args.soft_n = 100, 100, 200, 2, 140, 20
+        args.train, args.test, args.rate_n, args.teacher_n, args.rare_others, args.soft_n, args.iter_n = (
+            100, 100, 200, 2, 140, 20, 200)
     args.students = args.students.split(",")
     t0 = time.perf_counter()
     cache = DictCache()
@@ -349,6 +386,9 @@ def main() -> None:
         write_results(args.name, result, quiet=True)
     if not args.no_rare:
         result["rare"] = bench_rare(args, cache)
+    if args.iter_n:
+        result["iteration"] = bench_iteration(args)
+        write_results(args.name, result, quiet=True)
     if args.soft_n:
         result["soft"] = bench_soft(args, cache)
         write_results(args.name, result, quiet=True)
