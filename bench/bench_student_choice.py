@@ -3,7 +3,8 @@
 For each data set (drugs2, drugs3, BBC), the same N training texts from the pool carry two label
 sets: gold, and a teacher right 90% of the time whose errors are spread evenly over the other
 classes (seeded; the fake teacher of bench_loop.py, without the HTTP round trips). Every student
-is fitted on each, with labelloop's defaults, and scored on a fixed sample of the gold test split
+is fitted on each as the loop fits it (labelloop's defaults; the teacher's labels that confident
+learning flags are left out, gold labels never are), and scored on a fixed sample of the gold test split
 (never used for any choice). Students:
 
   head-minilm      embedding-head on all-MiniLM-L6-v2 (the default)
@@ -82,22 +83,35 @@ def scored(pred: list[str], gold: list[str]) -> dict:
             "macro_f1": round(float(f1_score(gold, pred, average="macro")), 4)}
 
 
-def fit_and_score(name, classes, train_texts, labels, test_texts, test_gold, cache, budget):
+def pruned(labels: list[str], classes: list[str], oos: np.ndarray) -> list[int]:
+    """The rows the loop trains on: all but the labels confident learning flags (prune_label_errors)."""
+    from labelloop.classify.label_quality import find_issues
+    from labelloop.loop.label_errors import rows_to_prune
+
+    y = np.array([classes.index(lab) for lab in labels])
+    dropped = set(rows_to_prune(find_issues(y, oos, len(classes)).rows, labels))
+    return [i for i in range(len(labels)) if i not in dropped]
+
+
+def fit_and_score(name, classes, train_texts, labels, test_texts, test_gold, cache, budget, prune: bool):
+    """As the loop fits a student: cross-validate, leave out the flagged LLM labels (prune), fit, score."""
     t0 = time.perf_counter()
     extra = {}
     if name == "auto":
         make = lambda kind, enc: make_student(kind, classes, model_path=enc, cache=cache)  # noqa: E731
         choice = choose(make, train_texts, labels, target=0.99, budget_s=budget, previous_best=None, folds=5)
-        student = make(choice.kind, choice.encoder)
+        student, oos = make(choice.kind, choice.encoder), choice.oos
         extra = {"chose": choice.kind + (f" ({choice.encoder})" if choice.encoder else ""),
                  "trials": choice.to_dict()["trials"]}
     else:
         kind, enc = KINDS[name]
         student = make_student(kind, classes, model_path=enc, cache=cache)
-    student.fit(train_texts, labels)
+        oos = student.cross_val_proba(train_texts, labels, folds=5) if prune else None
+    keep = pruned(labels, classes, oos) if prune else list(range(len(labels)))
+    student.fit([train_texts[i] for i in keep], [labels[i] for i in keep])
     fit_s = time.perf_counter() - t0
     pred = student.predict(test_texts)
-    return {**scored(pred, test_gold), "fit_s": round(fit_s, 1), **extra}, student
+    return {**scored(pred, test_gold), "fit_s": round(fit_s, 1), "trained_on": len(keep), **extra}, student
 
 
 def bench_dataset(name: str, args, cache) -> list[dict]:
@@ -116,7 +130,8 @@ def bench_dataset(name: str, args, cache) -> list[dict]:
             if student == "auto" and source == "gold":
                 continue
             print(f"  {name} {student} on {source} labels ...", flush=True)
-            row, _ = fit_and_score(student, classes, texts, labels, test_texts, test_gold, cache, args.budget)
+            row, _ = fit_and_score(student, classes, texts, labels, test_texts, test_gold, cache, args.budget,
+                                   prune=source == "teacher90")  # the loop prunes LLM labels, never gold ones
             rows.append({"data": name, "student": student, "labels": source, "train": len(texts),
                          "test": len(test), "teacher_accuracy_on_train": round(float(np.mean(
                              [a == b for a, b in zip(teacher, gold)])), 4), **row})
@@ -229,9 +244,6 @@ def bench_soft(args, cache) -> list[dict]:
 
 def bench_rare(args, cache) -> list[dict]:
     """BBC: RARE at ~7% of the training pool vs all the others, a 90% teacher; levers against the noise."""
-    from labelloop.classify.label_quality import find_issues
-    from labelloop.loop.label_errors import rows_to_prune
-
     pool, test = bbc()
     rng = random.Random(args.seed)
     others = [t for t, g in pool if g != RARE]
@@ -252,11 +264,7 @@ def bench_rare(args, cache) -> list[dict]:
         make = lambda: make_student("embedding-head", classes, cache=cache, balancing=balancing)  # noqa: E731
         keep = list(range(len(texts)))
         if prune:
-            oos = make().cross_val_proba(texts, labels, folds=5)
-            y = np.array([classes.index(lab) for lab in labels])
-            flagged = find_issues(y, oos, len(classes)).rows
-            dropped = set(rows_to_prune(flagged, labels))
-            keep = [i for i in keep if i not in dropped]
+            keep = pruned(labels, classes, make().cross_val_proba(texts, labels, folds=5))
         fit_texts, fit_labels = [texts[i] for i in keep], [labels[i] for i in keep]
         cut = 0.5
         if threshold:  # the rare class's threshold: best F1 of the out-of-fold probabilities (training side)
