@@ -47,7 +47,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_data import DATASETS, bbc  # noqa: E402
-from common import environment, write_results  # noqa: E402
+from common import DictCache, environment, write_results  # noqa: E402
 
 from labelloop.classify import make_student  # noqa: E402
 from labelloop.classify.selection import choose  # noqa: E402
@@ -57,19 +57,6 @@ STUDENTS = ["head-minilm", "head-mpnet", "static", "transformer", "auto"]
 KINDS = {"head-minilm": ("embedding-head", None), "head-mpnet": ("embedding-head", "all-mpnet-base-v2"),
          "static": ("static", None), "transformer": ("transformer", None)}
 RARE = "entertainment"
-
-
-class DictCache:
-    """Embeddings by key, shared by every fit of one run (the same texts, many students)."""
-
-    def __init__(self):
-        self.vectors = {}
-
-    def get(self, keys):
-        return {k: self.vectors[k] for k in keys if k in self.vectors}
-
-    def put(self, vectors):
-        self.vectors.update(vectors)
 
 
 def noisy(labels: list[str], classes: list[str], accuracy: float, seed: int) -> list[str]:

@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from labelloop.classify import make_student
-from labelloop.config import StudentSection
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DictCache  # noqa: E402
+
+from labelloop.classify import make_student  # noqa: E402
+from labelloop.config import StudentSection  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -45,19 +48,6 @@ def split(data: dict[str, list[str]], train_sizes: dict[str, int], test_per_clas
         train += [(docs[i], topic) for i in order[test_per_class:test_per_class + train_sizes.get(topic, 0)]]
     random.Random(seed + 1).shuffle(train)
     return train, test
-
-
-class DictCache:
-    """In-memory embedding cache for the balancing runs (same texts, many heads)."""
-
-    def __init__(self):
-        self.vectors = {}
-
-    def get(self, keys):
-        return {k: self.vectors[k] for k in keys if k in self.vectors}
-
-    def put(self, vectors):
-        self.vectors.update(vectors)
 
 
 def run_student(kind: str, topics, train, test, settings: StudentSection, balancing="class-weight", cache=None):

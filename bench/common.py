@@ -38,3 +38,16 @@ def write_results(name: str, payload: dict, quiet: bool = False) -> Path:
     if not quiet:
         print(f"wrote {path}")
     return path
+
+
+class DictCache:
+    """Embeddings by key, in memory: many students fitted on the same texts embed them once."""
+
+    def __init__(self):
+        self.vectors = {}
+
+    def get(self, keys):
+        return {k: self.vectors[k] for k in keys if k in self.vectors}
+
+    def put(self, vectors):
+        self.vectors.update(vectors)

@@ -42,16 +42,24 @@ def fit_head(
         weight = {int(c): float(w[c]) for c in present}
     lr = LogisticRegression(C=C, max_iter=2000, class_weight=weight, random_state=seed)
     lr.fit(X, y)
-    if len(present) == 2:  # sklearn keeps one row; as softmax rows: -w/2 and +w/2
+    return _softmax_rows(lr, n_classes, X.shape[1])
+
+
+def _softmax_rows(lr, n_classes: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted LogisticRegression as one softmax row per class; classes it never saw rank last."""
+    coef = np.zeros((n_classes, dim))
+    intercept = np.zeros(n_classes)
+    seen = lr.classes_
+    if len(seen) == 2:  # sklearn keeps one row; as softmax rows: -w/2 and +w/2
         half_w, half_b = lr.coef_[0] / 2, lr.intercept_[0] / 2
-        coef[present[0]], intercept[present[0]] = -half_w, -half_b
-        coef[present[1]], intercept[present[1]] = half_w, half_b
+        coef[seen[0]], intercept[seen[0]] = -half_w, -half_b
+        coef[seen[1]], intercept[seen[1]] = half_w, half_b
     else:
-        coef[present], intercept[present] = lr.coef_, lr.intercept_
-    absent = np.setdiff1d(np.arange(n_classes), present)
+        coef[seen], intercept[seen] = lr.coef_, lr.intercept_
+    absent = np.setdiff1d(np.arange(n_classes), seen)
     if len(absent):
         # Inputs are unit vectors, so a present class's logit is at least b - |w|.
-        floor = np.min(intercept[present] - np.linalg.norm(coef[present], axis=1))
+        floor = np.min(intercept[seen] - np.linalg.norm(coef[seen], axis=1))
         intercept[absent] = floor - ABSENT_MARGIN
     return coef.astype(np.float32), intercept.astype(np.float32)
 
@@ -69,20 +77,7 @@ def _fit_soft(X, y, n_classes: int, soft: np.ndarray, *, balancing: str, seed: i
         weights = weights * class_weights(y, n_classes)[y[rows]]
     lr = LogisticRegression(C=C, max_iter=2000, random_state=seed)
     lr.fit(X[rows], cols, sample_weight=weights)
-    coef = np.zeros((n_classes, X.shape[1]))
-    intercept = np.zeros(n_classes)
-    seen = lr.classes_
-    if len(seen) == 2:
-        half_w, half_b = lr.coef_[0] / 2, lr.intercept_[0] / 2
-        coef[seen[0]], intercept[seen[0]] = -half_w, -half_b
-        coef[seen[1]], intercept[seen[1]] = half_w, half_b
-    else:
-        coef[seen], intercept[seen] = lr.coef_, lr.intercept_
-    absent = np.setdiff1d(np.arange(n_classes), seen)
-    if len(absent):
-        floor = np.min(intercept[seen] - np.linalg.norm(coef[seen], axis=1))
-        intercept[absent] = floor - ABSENT_MARGIN
-    return coef.astype(np.float32), intercept.astype(np.float32)
+    return _softmax_rows(lr, n_classes, X.shape[1])
 
 
 def head_proba(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ Everything before the text is the shared prefix; the text and what follows are t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from labelloop.llm.base import LabelTask
+from labelloop.llm.embedded_prompt import PromptTokens
 
 Tokenize = Callable[[str], list[int]]  # text with special tokens -> tokens, no BOS added
 MARK = "\u2063LABELLOOP_TEXT\u2063"  # an invisible separator pair around a word no document holds
@@ -26,18 +26,7 @@ ORDERS = ("text-first", "question-first", "text-then-task")
 DEFAULT_ORDER = "text-then-task"  # chosen on dev samples of BBC and drug reviews (bench/bench_teacher.py)
 
 
-@dataclass
-class ChatPrompt:
-    """A rendered labeling prompt: shared prefix tokens, this chunk's tokens, what was cut."""
-
-    prefix: list[int]
-    doc: list[int]
-    prefix_text: str
-    truncated: dict = field(default_factory=dict)
-
-    @property
-    def tokens(self) -> list[int]:
-        return self.prefix + self.doc
+ChatPrompt = PromptTokens  # the same record as the base-model prompt: prefix, document, what was cut
 
 
 def system_text(task: LabelTask) -> str:
