@@ -57,6 +57,7 @@ STUDENTS = ["head-minilm", "head-mpnet", "static", "transformer", "auto"]
 KINDS = {"head-minilm": ("embedding-head", None), "head-mpnet": ("embedding-head", "all-mpnet-base-v2"),
          "static": ("static", None), "transformer": ("transformer", None)}
 RARE = "entertainment"
+SETTINGS: dict = {}  # per student type, from --epochs / --max-len (the fine-tuned transformer)
 
 
 def noisy(labels: list[str], classes: list[str], accuracy: float, seed: int) -> list[str]:
@@ -92,7 +93,7 @@ def fit_and_score(name, classes, train_texts, labels, test_texts, test_gold, cac
                  "trials": choice.to_dict()["trials"]}
     else:
         kind, enc = KINDS[name]
-        student = make_student(kind, classes, model_path=enc, cache=cache)
+        student = make_student(kind, classes, model_path=enc, cache=cache, settings=SETTINGS.get(kind))
         oos = student.cross_val_proba(train_texts, labels, folds=5) if prune else None
     keep = pruned(labels, classes, oos) if prune else list(range(len(labels)))
     student.fit([train_texts[i] for i in keep], [labels[i] for i in keep])
@@ -246,7 +247,21 @@ def bench_rare(args, cache) -> list[dict]:
     test_gold = [RARE if g == RARE else "other" for _, g in test]
     rows = []
 
-    def run(lever: str, labels: list[str], balancing="class-weight", prune=False, threshold=False):
+    # The large model: a second, independent teacher right 90% of the time (labelloop's large role).
+    large = noisy(gold, classes, TEACHER_ACCURACY, args.seed + 1)
+
+    def reasked(labels: list[str], rows) -> list[str]:
+        """The large model's label where it was asked (review.relabel_suspects re-asks the flagged ones)."""
+        rows = set(rows)
+        return [large[i] if i in rows else lab for i, lab in enumerate(labels)]
+
+    def flagged(labels: list[str]) -> list[int]:
+        from labelloop.classify.label_quality import find_issues
+
+        oos = make_student("embedding-head", classes, cache=cache).cross_val_proba(texts, labels, folds=5)
+        return find_issues(np.array([classes.index(lab) for lab in labels]), oos, len(classes)).rows
+
+    def run(lever: str, labels: list[str], balancing="class-weight", prune=False, threshold=False, asked=0):
         t0 = time.perf_counter()
         make = lambda: make_student("embedding-head", classes, cache=cache, balancing=balancing)  # noqa: E731
         keep = list(range(len(texts)))
@@ -264,7 +279,7 @@ def bench_rare(args, cache) -> list[dict]:
         pred = [RARE if p >= cut else "other" for p in probs]
         rare_labels = sum(lab == RARE for lab in labels)
         false_rare = sum(lab == RARE and g != RARE for lab, g in zip(labels, gold))
-        rows.append({"lever": lever, **scored(pred, test_gold), "trained_on": len(fit_texts),
+        rows.append({"lever": lever, **scored(pred, test_gold), "trained_on": len(fit_texts), "large_model_calls": asked,
                      "rare_labels": rare_labels, "false_rare_labels": false_rare, "threshold": round(cut, 2),
                      "seconds": round(time.perf_counter() - t0, 1)})
         print(f"  rare {lever}: macro-F1 {rows[-1]['macro_f1']:.3f}", flush=True)
@@ -275,6 +290,13 @@ def bench_rare(args, cache) -> list[dict]:
     run("teacher, class weights + confident-learning pruning", teacher, prune=True)
     run("teacher, class weights + rare threshold by CV", teacher, threshold=True)
     run("teacher, pruning + rare threshold by CV", teacher, prune=True, threshold=True)
+    suspects = flagged(teacher)
+    run("teacher, flagged labels re-asked of the large model (review.relabel_suspects) + pruning",
+        reasked(teacher, suspects), prune=True, asked=len(suspects))
+    rare_rows = [i for i, lab in enumerate(teacher) if lab == RARE]
+    both = [lab if lab != RARE or large[i] == RARE else "other" for i, lab in enumerate(teacher)]
+    run("teacher, rare-class labels kept only where the large model agrees (not in labelloop yet) + pruning",
+        both, prune=True, asked=len(rare_rows))
     return rows
 
 
@@ -341,12 +363,13 @@ def tables(result: dict) -> str:
             lines.append(f"| {r['student']} | {r['targets']} | {100 * r['accuracy']:.1f} | {100 * r['macro_f1']:.1f} | "
                          f"{r['teacher']}, {100 * r['teacher_accuracy_on_train']:.1f} |")
     if result.get("rare"):
-        lines += ["", "| rare class: lever | macro-F1 | − gold | rare labels (false) | trained on | threshold |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "| rare class: lever | macro-F1 | − gold | rare labels (false) | trained on | threshold | "
+                  "large-model calls |", "|---|---|---|---|---|---|---|"]
         ref = result["rare"][0]["macro_f1"]
         for r in result["rare"]:
             lines.append(f"| {r['lever']} | {100 * r['macro_f1']:.1f} | {100 * (r['macro_f1'] - ref):+.1f} | "
-                         f"{r['rare_labels']} ({r['false_rare_labels']}) | {r['trained_on']} | {r['threshold']} |")
+                         f"{r['rare_labels']} ({r['false_rare_labels']}) | {r['trained_on']} | {r['threshold']} | "
+                         f"{r.get('large_model_calls', 0)} |")
     return "\n".join(lines)
 
 
@@ -366,6 +389,8 @@ def main() -> None:
     ap.add_argument("--soft-n", type=int, default=200, help="drugs2 reviews the embedded teacher labels (0: skip)")
     ap.add_argument("--soft-model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None, help="transformer epochs (default: labelloop's, 5)")
+    ap.add_argument("--max-len", type=int, default=None, help="transformer max tokens (default: the model's)")
     ap.add_argument("--quick", action="store_true", help="100 train, 100 test, 200 texts for rates")
     ap.add_argument("--name", default="student-choice")
     args = ap.parse_args()
@@ -373,10 +398,14 @@ def main() -> None:
         args.train, args.test, args.rate_n, args.teacher_n, args.rare_others, args.soft_n, args.iter_n = (
             100, 100, 200, 2, 140, 20, 200)
     args.students = args.students.split(",")
+    if args.epochs or args.max_len:
+        from labelloop.config import StudentSection
+
+        SETTINGS["transformer"] = StudentSection(epochs=args.epochs, max_seq_length=args.max_len)
     t0 = time.perf_counter()
     cache = DictCache()
     result = {**environment(), "args": vars(args), "teacher_accuracy": TEACHER_ACCURACY, "students": []}
-    for name in args.datasets.split(","):
+    for name in [d for d in args.datasets.split(",") if d and d != "none"]:
         result["students"] += bench_dataset(name, args, cache)
         write_results(args.name, result, quiet=True)
     if not args.no_rare:

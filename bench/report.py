@@ -245,14 +245,81 @@ def teacher_section(teacher: dict) -> list[str]:
     return lines
 
 
+def students_section(files: list[dict]) -> list[str]:
+    """RESULTS.md lines for bench_student_choice.py result files: students under a 90% teacher, speed, rare class."""
+    lines = ["## Which student (bench/bench_student_choice.py)", "",
+             "The same training texts with two label sets: gold, and a teacher right 90% of the time whose errors "
+             "are spread evenly (seeded). Each student is fitted as the loop fits it (the teacher's labels that "
+             "confident learning flags are left out) and scored on the gold test split (drugs: the package's "
+             "whole test split; BBC: 40 per topic). Accuracy in %, fit seconds on 2 cores.", ""]
+    rows = [r for f in files for r in f.get("students", [])]
+    for f in files:
+        a = f.get("args", {})
+        lines += [f"`{' '.join(_cli(a))}` (commit {f.get('commit')}, {f.get('seconds', 0) / 60:.0f} min):", "",
+                  f["table"], ""]
+    lines.append("### Targets (issue: the right student for the task)")
+
+    def best(data: str, labels: str = "teacher90"):
+        rs = [r for r in rows if r["data"] == data and r["labels"] == labels]
+        return max(rs, key=lambda r: r["accuracy"]) if rs else None
+
+    for data, target in (("drugs2", 0.80), ("drugs3", 0.68)):
+        b = best(data)
+        if b:
+            ok = "met" if b["accuracy"] >= target else "MISSED"
+            lines.append(f"- {data}, teacher right 90%: best student {b['student']} {100 * b['accuracy']:.1f}% "
+                         f"(target ≥ {100 * target:.0f}%): {ok}; student − teacher {100 * (b['accuracy'] - 0.9):+.1f} "
+                         f"points{' (target ≥ −10)' if data == 'drugs2' else ''}")
+    by = {(r["data"], r["student"], r["labels"]): r for r in rows}
+    t, g = by.get(("bbc", "head-minilm", "teacher90")), by.get(("bbc", "head-minilm", "gold"))
+    if t and g:
+        d = 100 * (t["accuracy"] - g["accuracy"])
+        lines.append(f"- bbc: default student − gold-label student = {d:+.1f} points (target ≥ −1): "
+                     f"{'met' if d >= -1.0 - 1e-9 else 'MISSED'}")
+    latest = {key: next(f for f in reversed(files) if f.get(key)) for key in ("rare", "throughput", "iteration")
+              if any(f.get(key) for f in files)}  # a later file's rerun supersedes an earlier one's
+    for key, f in latest.items():
+        if key == "rare":
+            ref = f["rare"][0]["macro_f1"]
+            top = max(f["rare"][1:], key=lambda r: r["macro_f1"])
+            d = 100 * (top["macro_f1"] - ref)
+            lines.append(f"- rare class: best lever ({top['lever']}) {d:+.1f} macro-F1 points from the gold-label "
+                         f"student (target within 3): {'met' if d >= -3 else 'MISSED'}")
+        if key == "throughput":
+            tp = f["throughput"]
+            vs_head = tp["static"]["chunks_per_s"] / tp["head-minilm"]["chunks_per_s"]
+            vs_teacher = tp["static"]["chunks_per_s"] / tp["teacher"]["items_per_s"]
+            lines.append(f"- static throughput: {vs_teacher:.0f}x the embedded teacher (target ≥ 100x), "
+                         f"{vs_head:.0f}x the MiniLM head (target ≥ 10x): "
+                         f"{'met' if vs_teacher >= 100 and vs_head >= 10 else 'MISSED'}")
+        if key == "iteration":
+            it = f["iteration"]
+            lines.append(f"- one embedding-head round on {it['chunks']} chunks: {it['embedding_head_cold_s']:.0f} s "
+                         f"with new embeddings (target < 60 s): {'met' if it['embedding_head_cold_s'] < 60 else 'MISSED'}; "
+                         f"auto {it['auto_s']:.0f} s with a {it['auto_budget_s']:g} s budget")
+    lines.append("")
+    return lines
+
+
+def _cli(a: dict) -> list[str]:
+    out = ["bench_student_choice.py"]
+    for key in ("datasets", "students", "budget", "epochs", "max_len"):
+        v = a.get(key)
+        if v:
+            out += [f"--{key.replace('_', '-')}", ",".join(v) if isinstance(v, list) else str(v)]
+    return out
+
+
 def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active: dict | None = None,
-               teacher: dict | None = None) -> str:
+               teacher: dict | None = None, students: list[dict] | None = None) -> str:
     """bench/RESULTS.md from the loop, few-shot, active-learning and teacher result files."""
     env = (loop or fewshot or active or teacher or {}).get("env", {})
     envs = dict((loop or {}).get("envs", {}))
     envs.update({name: part["env"] for name, part in (("few-shot", fewshot), ("active", active)) if part})
     if teacher:
         envs["teacher"] = {k: teacher.get(k) for k in ("commit", "date", "load_average")}
+    for i, part in enumerate(students or []):
+        envs[f"student-choice {i + 1}"] = {k: part.get(k) for k in ("commit", "date", "load_average")}
     out = ["# Benchmark results", "",
            f"Machine: {env.get('machine', '?')}; Python {env.get('python', '?')}. Each result file, with the "
            "commit that produced it and the load average (1, 5, 15 min) when it was written:", "",
@@ -281,6 +348,8 @@ def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active:
         out += active_section(active)
     if teacher:
         out += teacher_section(teacher)
+    if students:
+        out += students_section(students)
     out += [extra, NOTES]
     return "\n".join(out)
 
@@ -335,6 +404,7 @@ if __name__ == "__main__":
     ap.add_argument("--active", default="*-active.json")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
     ap.add_argument("--teacher", default="*-teacher.json")
+    ap.add_argument("--students", default="*-student-choice*.json", help="glob; every match gets its tables")
     ap.add_argument("--note", default="", help="a paragraph on what was run (added before the notes)")
     ap.add_argument("--note-file", action="append", default=[], help="files of such paragraphs, in order")
     args = ap.parse_args()
@@ -343,6 +413,7 @@ if __name__ == "__main__":
     if loop and loop["rows"]:  # one plot per data set over every merged file's rows
         plot_curves(loop["rows"])
     md = results_md(loop, fewshot_merged(args.fewshot), extra="\n\n".join(notes), active=newest(args.active),
-                    teacher=newest(args.teacher))
+                    teacher=newest(args.teacher),
+                    students=[p for f, p in result_files(args.students) if "quick" not in f.name] or None)
     Path(args.out).write_text(md)
     print(md)

@@ -106,3 +106,30 @@ def test_auto_tries_cheap_students_first_and_keeps_to_its_budget(split):
     # A reachable target: the expensive student is not needed.
     easy = choose(make, texts, labels, target=0.5, budget_s=600, previous_best=None, folds=3, candidates_=pool)
     assert {t.candidate: t for t in easy.trials}["setfit"].note.startswith("not needed")
+
+
+def test_a_candidate_embedding_past_the_budget_stops_and_keeps_what_it_embedded():
+    """auto's budget holds for the cheap students too: embedding stops at the deadline, cached so far."""
+    import time
+
+    from labelloop.classify.base import OverBudget, fit_deadline
+
+    class Cache:
+        def __init__(self):
+            self.vectors = {}
+
+        def get(self, keys):
+            return {k: self.vectors[k] for k in keys if k in self.vectors}
+
+        def put(self, vectors):
+            self.vectors.update(vectors)
+
+    texts = [f"Article {i}: the council met on Tuesday to discuss the budget." for i in range(40)]
+    cache = Cache()
+    student = make_student("embedding-head", CLASSES, cache=cache)
+    student.batch_size = 2  # parts of 16 texts
+    with fit_deadline(time.monotonic() - 1.0), pytest.raises(OverBudget):
+        student.cross_val_proba(texts, [CLASSES[i % 5] for i in range(40)], folds=2)
+    assert len(cache.vectors) == 16  # the first part, kept for the next round
+    student.cross_val_proba(texts, [CLASSES[i % 5] for i in range(40)], folds=2)  # no deadline: all of them
+    assert len(cache.vectors) == 40

@@ -35,6 +35,10 @@ def fit_deadline(at: float | None) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+def has_deadline() -> bool:
+    return _DEADLINE.get() is not None
+
+
 def check_deadline() -> None:
     at = _DEADLINE.get()
     if at is not None and time.monotonic() > at:

@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
+from labelloop.classify.base import check_deadline, has_deadline
 from labelloop.errors import ModelNotAvailableError
 from labelloop.files import usable_cpus
 from labelloop.models import resolve_model
@@ -125,10 +126,19 @@ class Encoder:
             if k not in found and k not in todo:
                 todo[k] = t
         if todo:
-            new = self._embed(list(todo.values()))
-            fresh = dict(zip(todo.keys(), new))
-            if self.cache is not None:
-                self.cache.put(fresh)
+            fresh: dict[str, np.ndarray] = {}
+            pending = list(todo.items())
+            # Under a deadline (student.type auto), embed in parts, cached as they are done, so a candidate
+            # stopped at the budget keeps its work; otherwise in one call, batched as always.
+            step = max(1, 8 * self.batch_size) if has_deadline() else max(1, len(pending))
+            for start in range(0, len(pending), step):
+                part = pending[start:start + step]
+                vectors = dict(zip([k for k, _ in part], self._embed([t for _, t in part])))
+                if self.cache is not None:
+                    self.cache.put(vectors)
+                fresh.update(vectors)
+                if start + step < len(pending):
+                    check_deadline()
             found = {**found, **fresh}
         return np.stack([np.asarray(found[k], dtype=np.float32) for k in keys])
 

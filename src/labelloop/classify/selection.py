@@ -111,7 +111,7 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
                 probs = _cross_val(make(cand.kind, cand.encoder), seen, labels, folds, budget_s - spent)
         except OverBudget:
             trial.seconds = time.perf_counter() - t0
-            trial.note = f"stopped at the budget: student.budget_s {budget_s:g} s ran out during its first fold"
+            trial.note = f"stopped at the budget: student.budget_s {budget_s:g} s ran out while it was scored"
             trials.append(trial)
             continue
         except _OverBudget as exc:
