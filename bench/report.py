@@ -255,8 +255,11 @@ def students_section(files: list[dict]) -> list[str]:
     rows = [r for f in files for r in f.get("students", [])]
     for f in files:
         a = f.get("args", {})
+        table = f["table"].split("\n")
+        if not f.get("students"):  # a run of the other sections only: no empty students table
+            table = table[3:]
         lines += [f"`{' '.join(_cli(a))}` (commit {f.get('commit')}, {f.get('seconds', 0) / 60:.0f} min):", "",
-                  f["table"], ""]
+                  "\n".join(table), ""]
     lines.append("### Targets (issue: the right student for the task)")
 
     def best(data: str, labels: str = "teacher90"):
@@ -281,7 +284,7 @@ def students_section(files: list[dict]) -> list[str]:
     for key, f in latest.items():
         if key == "rare":
             ref = f["rare"][0]["macro_f1"]
-            top = max(f["rare"][1:], key=lambda r: r["macro_f1"])
+            top = max((r for r in f["rare"][1:] if "not in labelloop" not in r["lever"]), key=lambda r: r["macro_f1"])
             d = 100 * (top["macro_f1"] - ref)
             lines.append(f"- rare class: best lever ({top['lever']}) {d:+.1f} macro-F1 points from the gold-label "
                          f"student (target within 3): {'met' if d >= -3 else 'MISSED'}")
@@ -302,11 +305,23 @@ def students_section(files: list[dict]) -> list[str]:
 
 
 def _cli(a: dict) -> list[str]:
+    """The command line of a bench_student_choice.py run, with the options that shaped it."""
     out = ["bench_student_choice.py"]
-    for key in ("datasets", "students", "budget", "epochs", "max_len"):
-        v = a.get(key)
-        if v:
-            out += [f"--{key.replace('_', '-')}", ",".join(v) if isinstance(v, list) else str(v)]
+    datasets = [d for d in str(a.get("datasets", "")).split(",") if d and d != "none"]
+    out += ["--datasets", ",".join(datasets) or "none"]
+    if datasets:
+        out += ["--students", ",".join(a["students"]) if isinstance(a.get("students"), list) else str(a.get("students"))]
+    if (datasets and "auto" in a.get("students", [])) or a.get("iter_n"):
+        out += ["--budget", f"{a.get('budget'):g}"]
+    for key in ("epochs", "max_len"):
+        if a.get(key):
+            out += [f"--{key.replace('_', '-')}", str(a[key])]
+    for key, off in (("no_rare", "--no-rare"), ("no_throughput", "--no-throughput")):
+        if a.get(key):
+            out.append(off)
+    for key in ("soft_n", "iter_n"):
+        if a.get(key) == 0:
+            out += [f"--{key.replace('_', '-')}", "0"]
     return out
 
 
@@ -404,7 +419,9 @@ if __name__ == "__main__":
     ap.add_argument("--active", default="*-active.json")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
     ap.add_argument("--teacher", default="*-teacher.json")
-    ap.add_argument("--students", default="*-student-choice*.json", help="glob; every match gets its tables")
+    ap.add_argument("--students", action="append", default=[],
+                    help="bench_student_choice result files (globs), in this order; a later run's rare-class, "
+                         "throughput and round sections supersede an earlier one's")
     ap.add_argument("--note", default="", help="a paragraph on what was run (added before the notes)")
     ap.add_argument("--note-file", action="append", default=[], help="files of such paragraphs, in order")
     args = ap.parse_args()
@@ -414,6 +431,6 @@ if __name__ == "__main__":
         plot_curves(loop["rows"])
     md = results_md(loop, fewshot_merged(args.fewshot), extra="\n\n".join(notes), active=newest(args.active),
                     teacher=newest(args.teacher),
-                    students=[p for f, p in result_files(args.students) if "quick" not in f.name] or None)
+                    students=[p for g in args.students for f, p in result_files(g) if "quick" not in f.name] or None)
     Path(args.out).write_text(md)
     print(md)

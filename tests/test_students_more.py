@@ -127,7 +127,7 @@ def test_a_candidate_embedding_past_the_budget_stops_and_keeps_what_it_embedded(
     texts = [f"Article {i}: the council met on Tuesday to discuss the budget." for i in range(40)]
     cache = Cache()
     student = make_student("embedding-head", CLASSES, cache=cache)
-    student.batch_size = 2  # parts of 16 texts
+    student.batch_size = 8  # parts of 16 texts
     with fit_deadline(time.monotonic() - 1.0), pytest.raises(OverBudget):
         student.cross_val_proba(texts, [CLASSES[i % 5] for i in range(40)], folds=2)
     assert len(cache.vectors) == 16  # the first part, kept for the next round

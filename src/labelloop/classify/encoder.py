@@ -130,7 +130,7 @@ class Encoder:
             pending = list(todo.items())
             # Under a deadline (student.type auto), embed in parts, cached as they are done, so a candidate
             # stopped at the budget keeps its work; otherwise in one call, batched as always.
-            step = max(1, 8 * self.batch_size) if has_deadline() else max(1, len(pending))
+            step = max(1, 2 * self.batch_size) if has_deadline() else max(1, len(pending))
             for start in range(0, len(pending), step):
                 part = pending[start:start + step]
                 vectors = dict(zip([k for k, _ in part], self._embed([t for _, t in part])))
