@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from labelloop.classify.base import OverBudget, fit_deadline
+from labelloop.errors import LabelloopError
 
 PLATEAU = 0.01  # a round that gains less than this on the best cheap student has plateaued
 TIE = 0.005  # scores this close count as equal: the cheaper student wins
@@ -119,6 +120,11 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
             trial.note = str(exc)
             trials.append(trial)
             continue
+        except (LabelloopError, ImportError, OSError) as exc:  # not installed, no model: the next one is tried
+            trial.seconds = time.perf_counter() - t0
+            trial.note = f"could not run: {exc}"
+            trials.append(trial)
+            continue
         trial.seconds = time.perf_counter() - t0
         classes = list(make(cand.kind, cand.encoder).classes)
         pred = [classes[i] for i in np.argmax(probs, axis=1)]
@@ -126,7 +132,9 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
         trials.append(trial)
         scored.append((trial.cv_accuracy, rank, trial, probs))
     if not scored:
-        raise RuntimeError("no student could be scored within student.budget_s; raise the budget")
+        notes = "; ".join(f"{t.candidate}: {t.note}" for t in trials if t.note)
+        raise LabelloopError(f"student.type auto could score no student within student.budget_s "
+                             f"{budget_s:g} s ({notes}); raise student.budget_s or set student.type")
     top = max(s for s, *_ in scored)
     score, _rank, trial, probs = min((x for x in scored if x[0] >= top - TIE), key=lambda x: x[1])
     reason = (f"{trial.candidate}: cross-validated agreement {score:.3f} with the teacher's training labels, "

@@ -179,6 +179,7 @@ class StaticStudent(BaseStudent):
             folder, self.kind, self.classes_, static=STATIC_DIR, head=fmt.HEAD_FILE, normalize=True,
             max_seq_length=self._max_tokens(), truncation="head", pca_dims=self.pca_dims,
             encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
+            encoder_path=str(self.encoder_path) if self.encoder_path else None,  # what a refit starts from
             balancing=self.balancing, seed=self.seed, C=self.C,
         )
         (folder / "README.md").write_text(STATIC_README.format(
@@ -190,7 +191,7 @@ class StaticStudent(BaseStudent):
         folder = Path(path)
         meta = fmt.read_meta(folder)
         classes = check_classes(meta["classes"])
-        student = cls(classes, encoder_path=meta.get("encoder_source"), balancing=meta.get("balancing", "class-weight"),
+        student = cls(classes, encoder_path=meta.get("encoder_path"), balancing=meta.get("balancing", "class-weight"),
                       max_seq_length=meta.get("max_seq_length"), seed=meta.get("seed", 0), C=meta.get("C", 10.0),
                       pca_dims=meta.get("pca_dims", PCA_DIMS))
         student.static_ = _encoder(folder / meta.get("static", STATIC_DIR), student._max_tokens())

@@ -332,7 +332,9 @@ class EmbeddedBackend:
         p_cf = None
         probs = raw_probs
         if self.settings.calibrate:
-            key = hashlib.sha256(repr((prompt.prefix, variants, "chat")).encode()).hexdigest()
+            # the rules and the description follow the text in some orders: the key names them too
+            key = hashlib.sha256(repr((prompt.prefix, task.description, task.rules, self.order, variants,
+                                       "chat")).encode()).hexdigest()
             cache = self._slot.calibration
             if key not in cache:
                 cf = [_softmax(self._chat_scores(self._chat_prompt(task, t, reserve), variants)) for t in CONTENT_FREE]

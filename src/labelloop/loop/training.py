@@ -204,7 +204,7 @@ def _auto(config: Config, store: Store, data: RoundData, contract: StudentInput)
             prepared[encoder] = contract_for(encoder).prepare([c.text for c in data.train])
         return prepared[encoder]
 
-    pool = [dataclasses.replace(c, encoder=c.encoder or contract.encoder) for c in candidates(config.student.encoder)]
+    pool = [dataclasses.replace(c, encoder=c.encoder or contract.encoder) for c in candidates(config.student_model)]
     previous = [it for it in store.iterations() if it.status == "done" and (it.metrics or {}).get("auto")]
     previous_best = max((t["cv_accuracy"] or 0.0 for t in previous[-1].metrics["auto"]["trials"]
                          if t.get("cv_accuracy") is not None), default=None) if previous else None
