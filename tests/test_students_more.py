@@ -26,6 +26,16 @@ def split():
     return docs[:80], docs[80:]
 
 
+class MemoryCache(dict):
+    """An in-memory embedding cache (the get/put the students take)."""
+
+    def get(self, keys):
+        return {k: self[k] for k in keys if k in self}
+
+    def put(self, vectors):
+        self.update(vectors)
+
+
 def accuracy(student, items) -> float:
     return float(np.mean([p == g for p, g in zip(student.predict([t for t, _ in items]), [g for _, g in items])]))
 
@@ -90,14 +100,7 @@ def test_auto_tries_cheap_students_first_and_keeps_to_its_budget(split):
     train, _test = split
     texts, labels = [t for t, _ in train], [g for _, g in train]
 
-    class Cache(dict):
-        def get(self, keys):
-            return {k: self[k] for k in keys if k in self}
-
-        def put(self, vectors):
-            self.update(vectors)
-
-    cache = Cache()
+    cache = MemoryCache()
     make_student("embedding-head", CLASSES, cache=cache).fit(texts, labels)  # embedded before the clock starts
 
     def make(kind, encoder):
@@ -124,22 +127,12 @@ def test_a_candidate_embedding_past_the_budget_stops_and_keeps_what_it_embedded(
 
     from labelloop.classify.base import OverBudget, fit_deadline
 
-    class Cache:
-        def __init__(self):
-            self.vectors = {}
-
-        def get(self, keys):
-            return {k: self.vectors[k] for k in keys if k in self.vectors}
-
-        def put(self, vectors):
-            self.vectors.update(vectors)
-
     texts = [f"Article {i}: the council met on Tuesday to discuss the budget." for i in range(40)]
-    cache = Cache()
+    cache = MemoryCache()
     student = make_student("embedding-head", CLASSES, cache=cache)
     student.batch_size = 8  # parts of 16 texts
     with fit_deadline(time.monotonic() - 1.0), pytest.raises(OverBudget):
         student.cross_val_proba(texts, [CLASSES[i % 5] for i in range(40)], folds=2)
-    assert len(cache.vectors) == 16  # the first part, kept for the next round
+    assert len(cache) == 16  # the first part, kept for the next round
     student.cross_val_proba(texts, [CLASSES[i % 5] for i in range(40)], folds=2)  # no deadline: all of them
-    assert len(cache.vectors) == 40
+    assert len(cache) == 40
