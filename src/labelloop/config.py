@@ -76,12 +76,23 @@ class ApiSection(AugmentoolkitSection):
     small_mode: str | None = None
 
 
+MultiMetric = Literal["micro_f1", "macro_f1", "subset_accuracy", "hamming_loss"]
+
+
 class ClassificationSection(AugmentoolkitSection):
     augmentoolkit_keys = frozenset(['classes', 'desc', 'predict_on_whole_set_at_the_end'])
     classes: list[str] = Field(..., description="Class names, at least two, all different.")
     desc: str = Field(..., description="Plain-language description of the task and classes.")
     predict_on_whole_set_at_the_end: bool = Field(
         False, description="Run the final student on every chunk the LLM did not label."
+    )
+    # labelloop's own keys (Augmentoolkit has no multi-label mode)
+    multi_label: bool = Field(
+        False, description="Each chunk gets a set of labels (several, or none of them) instead of exactly one class."
+    )
+    multi_label_metric: MultiMetric = Field(
+        "micro_f1", description="Multi-label: the metric system.required_accuracy is compared with "
+        "(micro_f1, macro_f1, subset_accuracy, or hamming_loss as 1 - loss).",
     )
 
     @field_validator("classes", mode="before")
@@ -290,6 +301,11 @@ class Config(Strict):
     @property
     def classes(self) -> list[str]:
         return self.classification.classes
+
+    @property
+    def multi_label(self) -> bool:
+        """True when each chunk gets a set of labels (classification.multi_label)."""
+        return self.classification.multi_label
 
     @property
     def student_model(self) -> str | None:

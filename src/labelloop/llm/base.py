@@ -17,7 +17,7 @@ class Example:
     """A labeled example shown to the model (few-shot)."""
 
     text: str
-    label: str
+    label: str  # a class name; multi-label: the stored label set (labels.encode_set)
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class LabelTask:
     rules: str
     description: str
     examples: tuple[Example, ...] = ()
+    multi_label: bool = False  # answer with a set of classes (several, or none)
 
 
 @dataclass
@@ -48,7 +49,11 @@ class Generation:
 
 @dataclass
 class Classification:
-    """One labeling answer. label is None when the reply could not be parsed (status unlabeled)."""
+    """One labeling answer. label is None when the reply could not be parsed (status unlabeled).
+
+    Multi-label: label is the stored label set (labels.encode_set, '[]' for none of them) and
+    probs holds each class's own probability of applying (they do not sum to 1).
+    """
 
     label: str | None
     probs: dict[str, float] | None
@@ -62,12 +67,18 @@ class Classification:
     faults: dict = field(default_factory=dict)
     call_id: int | None = None  # set by CallLog: the llm_calls row this came from
     cached: bool = False  # set by CallLog: rebuilt from the log, no request made
+    multi_label: bool = False
 
     @property
     def confidence(self) -> float | None:
-        """The chosen label's probability from logprobs or sample agreement; never self-reported."""
+        """The chosen label's probability from logprobs or sample agreement; never self-reported.
+
+        Multi-label: the least sure of the per-class decisions (max(p, 1 - p) of each class).
+        """
         if self.label is None or not self.probs:
             return None
+        if self.multi_label:
+            return min(max(p, 1.0 - p) for p in self.probs.values())
         return self.probs.get(self.label)
 
 

@@ -27,10 +27,13 @@ def call_key(identity: str, inputs: dict) -> str:
 
 
 def task_inputs(task: LabelTask) -> dict:
-    return {
+    inputs = {
         "text": task.text, "classes": list(task.classes), "rules": task.rules,
         "description": task.description, "examples": [[e.text, e.label] for e in task.examples],
     }
+    if task.multi_label:  # its own key: never the answer of a single-label request (whose keys stay as they were)
+        inputs["multi_label"] = True
+    return inputs
 
 
 def jsonable(value: Any) -> Any:
@@ -112,10 +115,12 @@ class CallLog:
                 request=(logged.request or {}).get("sent", {}), response=r.get("server"), reason=r.get("reason"),
                 prompt_tokens=logged.prompt_tokens, completion_tokens=logged.completion_tokens,
                 attempts=logged.attempts, faults=logged.faults, call_id=logged.id, cached=True,
+                multi_label=task.multi_label,
             )
         self.misses += 1
         start = time.perf_counter()
         result = await self._guard(backend, key, purpose, inputs, start, backend.classify(task))
+        result.multi_label = task.multi_label
         response = {"label": result.label, "probs": result.probs, "raw": result.raw, "reason": result.reason,
                     "server": result.response}
         # The backend may have found, on this very call, that its server takes another request shape:
