@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, hamming_loss
 
-from labelloop.classify.head import fit_multi_head, multi_head_proba, tune_thresholds
+from labelloop.classify.head import fit_multi_head, multi_head_proba
+from labelloop.classify.thresholds import tune_thresholds
 from labelloop.evaluate import evaluate_multilabel, label_matrix
 from labelloop.labels import decode_set, encode_set
 from labelloop.llm.parse import ParseError, parse_label_set

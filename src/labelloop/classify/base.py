@@ -68,6 +68,7 @@ class BaseStudent:
     """Shared behaviour; subclasses implement _fit, _predict_proba, save and load."""
 
     kind = "base"
+    multi_label = False  # set per student by make_student / load (classification.multi_label)
 
     def __init__(self, classes: Sequence[str], balancing: str = "class-weight", seed: int = 0):
         self.classes = classes
@@ -82,14 +83,21 @@ class BaseStudent:
             raise UnfittedAttributeError(self._unfitted_message(name))
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def fit(self, texts: list[str], labels: list[str], soft: np.ndarray | None = None):
+    def fit(self, texts: list[str], labels: list, soft: np.ndarray | None = None,
+            thresholds: Sequence[float] | None = None):
         """Train on texts and their labels (every label must be one of `classes`); return self.
 
         soft (rows x classes, rows sum to 1): the teacher's class probabilities, for students that
         learn from a distribution (distillation); the others use the labels alone.
+
+        Multi-label (`multi_label` True): each label is a list of classes (possibly empty), soft holds
+        each class's own probability, and `thresholds_` are the per-class decision thresholds: the
+        given ones, else tuned on this student's own out-of-fold probabilities (never a fixed 0.5).
         """
         classes = check_classes(self.classes)
         check_balancing(self.balancing)
+        if self.multi_label:
+            return self._fit_sets(list(texts), list(labels), classes, soft, thresholds)
         y = encode_labels(texts, labels, classes)
         if soft is not None:
             soft = np.asarray(soft, dtype=np.float64)
@@ -101,6 +109,25 @@ class BaseStudent:
         self.classes_ = classes
         return self
 
+    def _fit_sets(self, texts: list[str], label_sets: list, classes: list[str], soft, thresholds):
+        from labelloop.classify.thresholds import tune_thresholds
+
+        Y = encode_label_sets(texts, label_sets, classes)
+        if soft is not None:
+            soft = np.asarray(soft, dtype=np.float64)
+            if soft.shape != Y.shape:
+                raise LabelloopError(f"soft targets have shape {soft.shape}; expected {Y.shape}")
+        if thresholds is None:
+            thresholds = tune_thresholds(self.cross_val_proba(texts, label_sets), Y)
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        if thresholds.shape != (len(classes),):
+            raise LabelloopError(f"got {thresholds.size} thresholds for {len(classes)} classes; give one per "
+                                 "class, in class order")
+        self._fit_multi(texts, Y, classes, soft=soft)
+        self.classes_ = classes
+        self.thresholds_ = thresholds
+        return self
+
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(classes_)), columns in `classes_` order."""
         self._check_fitted()
@@ -109,9 +136,13 @@ class BaseStudent:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
         return self._predict_proba(texts)
 
-    def predict(self, texts: list[str]) -> list[str]:
-        """The most probable class of each text."""
+    def predict(self, texts: list[str]) -> list:
+        """The most probable class of each text; multi-label: each text's label set (its thresholds)."""
         probs = self.predict_proba(texts)
+        if self.multi_label:
+            from labelloop.classify.thresholds import apply_thresholds
+
+            return apply_thresholds(probs, self.thresholds_, self.classes_)
         return [self.classes_[i] for i in np.argmax(probs, axis=1)]
 
     def cross_val_proba(self, texts: list[str], labels: list[str], folds: int = 5,
@@ -123,6 +154,8 @@ class BaseStudent:
         stop_after(folds done, folds) may end it early (None is returned): `auto` keeps to its budget so.
         """
         classes = check_classes(self.classes)
+        if self.multi_label:
+            return self._cross_val_sets(list(texts), list(labels), classes, folds, stop_after)
         y = encode_labels(texts, labels, classes)
         probs = np.full((len(y), len(classes)), 1.0 / len(classes))
         counts = Counter(y.tolist())
@@ -144,12 +177,51 @@ class BaseStudent:
                 return None
         return probs
 
+    def _cross_val_sets(self, texts: list[str], label_sets: list, classes: list[str], folds: int,
+                        stop_after=None) -> np.ndarray | None:
+        """Multi-label: shuffled K-fold (seeded); a row no fold can hold out gets each class's base rate."""
+        Y = encode_label_sets(texts, label_sets, classes)
+        probs = np.tile(Y.mean(axis=0), (len(Y), 1)).astype(np.float64)
+        n_folds = min(folds, len(Y))
+        if n_folds < 2:
+            return probs
+        from sklearn.model_selection import KFold
+
+        splits = list(KFold(n_folds, shuffle=True, random_state=self.seed).split(np.zeros(len(Y))))
+        return self._cross_val_multi(texts, Y, classes, splits, probs, stop_after)
+
+    def _cross_val_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], splits, probs: np.ndarray,
+                         stop_after=None) -> np.ndarray | None:
+        half = np.full(len(classes), 0.5)  # a fold's own thresholds are never used: only its probabilities
+        for k, (train_idx, test_idx) in enumerate(splits, 1):
+            fold = self.unfitted_copy()
+            fold.fit([texts[i] for i in train_idx], [decode_row(Y[i], classes) for i in train_idx], thresholds=half)
+            probs[test_idx] = fold.predict_proba([texts[i] for i in test_idx])
+            if stop_after is not None and k < len(splits) and stop_after(k, len(splits)):
+                return None
+        return probs
+
     def unfitted_copy(self) -> "BaseStudent":
         """A new student with the same settings, not fitted (each __init__ argument is kept as an attribute)."""
         import inspect
 
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return type(self)(**{name: self.__dict__[name] for name in names if name in self.__dict__})
+        copy = type(self)(**{name: self.__dict__[name] for name in names if name in self.__dict__})
+        copy.multi_label = self.multi_label
+        return copy
+
+    def multi_meta(self) -> dict:
+        """What labelloop.json says about label sets: nothing for a single-label student."""
+        if not self.multi_label:
+            return {}
+        return {"multi_label": True, "activation": "sigmoid",
+                "thresholds": {c: float(t) for c, t in zip(self.classes_, self.thresholds_)}}
+
+    def load_multi(self, meta: dict) -> None:
+        """Restore multi-label mode and the thresholds from labelloop.json."""
+        if meta.get("multi_label"):
+            self.multi_label = True
+            self.thresholds_ = np.array([float(meta["thresholds"][c]) for c in meta["classes"]])
 
     # ------------------------------------------------------------ for subclasses
 
@@ -168,6 +240,10 @@ class BaseStudent:
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
+
+    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
+        raise LabelloopError(f"the {self.kind} student does not learn label sets; classification.multi_label needs "
+                             "student.type embedding-head, static, setfit or transformer")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(classes={list(self.classes)!r}, balancing={self.balancing!r}, seed={self.seed})"
@@ -229,6 +305,32 @@ def encode_labels(texts: Sequence[str], labels: Sequence[str], classes: list[str
             f"fix the labels or add the class to classification.classes"
         )
     return np.array([index[lab] for lab in labels], dtype=np.int64)
+
+
+def encode_label_sets(texts: Sequence[str], label_sets: Sequence, classes: list[str]) -> np.ndarray:
+    """Rows x classes of 0/1; each label must be a list of classes (empty: none of them)."""
+    texts = check_texts(texts)
+    if len(texts) != len(label_sets):
+        raise LabelloopError(f"fit got {len(texts)} texts but {len(label_sets)} label sets; give one per text")
+    if not texts:
+        raise LabelloopError("fit got no training texts; label some chunks before training a student")
+    index = {c: i for i, c in enumerate(classes)}
+    Y = np.zeros((len(texts), len(classes)), dtype=np.int8)
+    for row, labels in enumerate(label_sets):
+        if isinstance(labels, str) or not hasattr(labels, "__iter__"):
+            raise LabelloopError(f"label #{row} is {labels!r}; a multi-label student takes a list of classes per "
+                                 "text ([] for none of them)")
+        for lab in labels:
+            if lab not in index:
+                raise LabelloopError(f"label {lab!r} (text #{row}) is not among the classes {classes!r}; "
+                                     "fix the labels or add the class to classification.classes")
+            Y[row, index[lab]] = 1
+    return Y
+
+
+def decode_row(row: np.ndarray, classes: Sequence[str]) -> list[str]:
+    """The classes a 0/1 row holds."""
+    return [classes[j] for j in np.flatnonzero(row)]
 
 
 # ------------------------------------------------------------ balancing

@@ -11,7 +11,7 @@ import numpy as np
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes
 from labelloop.classify.encoder import EmbeddingCache, Encoder
-from labelloop.classify.head import fit_head, head_proba
+from labelloop.classify.head import fit_head, fit_multi_head, head_proba, multi_head_proba
 
 
 class EmbeddingHeadStudent(BaseStudent):
@@ -48,8 +48,23 @@ class EmbeddingHeadStudent(BaseStudent):
             X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C, soft=soft
         )
 
+    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
+        self.encoder_ = self._make_encoder()
+        X = self.encoder_.encode(texts)
+        self.coef_, self.intercept_ = fit_multi_head(X, Y, balancing=self.balancing, seed=self.seed, C=self.C, soft=soft)
+
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
-        return head_proba(self.encoder_.encode(texts), self.coef_, self.intercept_)
+        proba = multi_head_proba if self.multi_label else head_proba
+        return proba(self.encoder_.encode(texts), self.coef_, self.intercept_)
+
+    def _cross_val_multi(self, texts, Y, classes, splits, probs, stop_after=None) -> np.ndarray:
+        """Frozen body: each text embedded once, one head per label fitted per fold."""
+        X = self._make_encoder().encode(texts)
+        for train_idx, test_idx in splits:
+            coef, intercept = fit_multi_head(X[train_idx], Y[train_idx], balancing=self.balancing, seed=self.seed,
+                                             C=self.C)
+            probs[test_idx] = multi_head_proba(X[test_idx], coef, intercept)
+        return probs
 
     def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray,
                    stop_after=None) -> np.ndarray:
@@ -72,7 +87,7 @@ class EmbeddingHeadStudent(BaseStudent):
         folder = fmt.prepare_folder(path)
         self._save_body(folder / fmt.BODY_DIR)
         fmt.set_body_max_length(folder / fmt.BODY_DIR, self.encoder_.max_seq_length)
-        fmt.save_head(folder, self.coef_, self.intercept_)
+        fmt.save_head(folder, self.coef_, self.intercept_, self.thresholds_ if self.multi_label else None)
         self._write_meta(folder)
 
     def _save_body(self, body: Path) -> None:
@@ -88,11 +103,10 @@ class EmbeddingHeadStudent(BaseStudent):
             body=fmt.BODY_DIR, head=fmt.HEAD_FILE, normalize=True,
             max_seq_length=self.encoder_.max_seq_length, truncation="head",
             encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
-            balancing=self.balancing, seed=self.seed, C=self.C,
+            balancing=self.balancing, seed=self.seed, C=self.C, **self.multi_meta(),
         )
-        (folder / "README.md").write_text(fmt.HEAD_README.format(
-            kind=self.kind, classes=", ".join(self.classes_), max_seq_length=self.encoder_.max_seq_length,
-        ))
+        (folder / "README.md").write_text(fmt.head_readme(self.kind, self.classes_, self.encoder_.max_seq_length,
+                                                          self.multi_label))
 
     @classmethod
     def load(cls, path: str | os.PathLike, cache: EmbeddingCache | None = None) -> "EmbeddingHeadStudent":
@@ -108,4 +122,5 @@ class EmbeddingHeadStudent(BaseStudent):
         student.coef_, student.intercept_ = fmt.load_head(folder, len(classes))
         student.encoder_ = student._make_encoder()
         student.classes_ = classes
+        student.load_multi(meta)
         return student

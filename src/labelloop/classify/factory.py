@@ -25,12 +25,22 @@ def make_student(
     cache=None,
     balancing: str = "class-weight",
     max_seq_length: int | None = None,
+    multi_label: bool = False,
 ) -> BaseStudent:
     """A new, unfitted student; the loop calls this every round.
+
+    multi_label: the student learns label sets (a list of classes per text, possibly empty).
 
     model_path is the base model of every type (the runner passes student.encoder, else
     training.model_path): the embedding-head's encoder, SetFit's body, the transformer fine-tuned.
     """
+    student = _make(kind, classes, settings=settings, model_path=model_path, cache=cache, balancing=balancing,
+                    max_seq_length=max_seq_length)
+    student.multi_label = multi_label
+    return student
+
+
+def _make(kind: str, classes: Sequence[str], *, settings, model_path, cache, balancing, max_seq_length) -> BaseStudent:
     check_balancing(balancing)
     s = settings
     seed = s.seed if s else 0

@@ -35,6 +35,24 @@ labels = [meta["id2label"][str(i)] for i in logits.argmax(axis=1)]
 ```
 """
 
+HEAD_README_MULTI = """# labelloop student: {kind} (multi-label)
+
+Sentence-transformers body (`body/`) + one logistic-regression head per label (`head.safetensors`:
+`coef`, `intercept`, and each label's decision `thresholds`, tuned on out-of-fold predictions).
+Labels: {classes}. A text gets every label whose probability reaches its threshold (or none).
+Texts longer than {max_seq_length} tokens are cut (head). Load it without labelloop:
+
+```python
+import json, numpy as np
+from safetensors.numpy import load_file
+from sentence_transformers import SentenceTransformer
+meta, head = json.load(open("labelloop.json")), load_file("head.safetensors")
+emb = SentenceTransformer("body", device="cpu").encode(texts, normalize_embeddings=True)
+probs = 1 / (1 + np.exp(-(emb @ head["coef"].T + head["intercept"])))
+labels = [[meta["classes"][j] for j in np.flatnonzero(p >= head["thresholds"])] for p in probs]
+```
+"""
+
 TRANSFORMER_README = """# labelloop student: transformer
 
 A transformers sequence classifier (config.json has id2label / label2id).
@@ -50,6 +68,28 @@ enc = tok(texts, truncation=True, max_length={max_seq_length}, padding=True, ret
 with torch.no_grad():
     probs = model(**enc).logits.softmax(-1)
 labels = [model.config.id2label[int(i)] for i in probs.argmax(-1)]
+```
+"""
+
+TRANSFORMER_README_MULTI = """# labelloop student: transformer (multi-label)
+
+A transformers sequence classifier with one independent (sigmoid) output per label: config.json has
+id2label / label2id, problem_type "multi_label_classification" and `label_thresholds`, each label's
+decision threshold (tuned on out-of-fold predictions; also in labelloop.json as `thresholds`).
+Labels: {classes}. A text gets every label whose probability reaches its threshold (or none).
+Texts longer than {max_seq_length} tokens are cut (head). Load it without labelloop (needs transformers, torch):
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+import torch
+tok = AutoTokenizer.from_pretrained(".")
+model = AutoModelForSequenceClassification.from_pretrained(".").eval()
+enc = tok(texts, truncation=True, max_length={max_seq_length}, padding=True, return_tensors="pt")
+with torch.no_grad():
+    probs = model(**enc).logits.sigmoid().tolist()
+cfg = model.config
+labels = [[cfg.id2label[j] for j in range(cfg.num_labels) if p[j] >= cfg.label_thresholds[cfg.id2label[j]]]
+          for p in probs]
 ```
 """
 
@@ -101,15 +141,28 @@ def read_meta(folder: str | os.PathLike) -> dict:
     return meta
 
 
-def save_head(folder: Path, coef: np.ndarray, intercept: np.ndarray) -> None:
-    """head.safetensors with float32 `coef` (n_classes, dim) and `intercept` (n_classes,)."""
+def save_head(folder: Path, coef: np.ndarray, intercept: np.ndarray, thresholds: np.ndarray | None = None) -> None:
+    """head.safetensors with float32 `coef` (n_classes, dim) and `intercept` (n_classes,); multi-label
+    heads also hold each label's decision `thresholds` (n_classes,)."""
     from safetensors.numpy import save_file
 
-    save_file(
-        {"coef": np.ascontiguousarray(coef, dtype=np.float32),
-         "intercept": np.ascontiguousarray(intercept, dtype=np.float32)},
-        str(folder / HEAD_FILE),
-    )
+    arrays = {"coef": np.ascontiguousarray(coef, dtype=np.float32),
+              "intercept": np.ascontiguousarray(intercept, dtype=np.float32)}
+    if thresholds is not None:
+        arrays["thresholds"] = np.ascontiguousarray(thresholds, dtype=np.float32)
+    save_file(arrays, str(folder / HEAD_FILE))
+
+
+def head_readme(kind: str, classes: list[str], max_seq_length: int, multi_label: bool) -> str:
+    """The saved folder's README: how to load it without labelloop."""
+    template = HEAD_README_MULTI if multi_label else HEAD_README
+    return template.format(kind=kind, classes=", ".join(classes), max_seq_length=max_seq_length)
+
+
+def transformer_readme(classes: list[str], max_seq_length: int, multi_label: bool) -> str:
+    """The transformer student's README: how to load it with transformers alone."""
+    template = TRANSFORMER_README_MULTI if multi_label else TRANSFORMER_README
+    return template.format(classes=", ".join(classes), max_seq_length=max_seq_length)
 
 
 def load_head(folder: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -132,27 +132,3 @@ def multi_head_proba(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> 
     """Each label's probability on its own (sigmoid of X @ coef.T + intercept)."""
     logits = X.astype(np.float64) @ coef.T.astype(np.float64) + intercept.astype(np.float64)
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
-
-
-def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Per label, the decision threshold that maximizes that label's F1 on out-of-fold probabilities.
-
-    Ties go to the threshold nearest 0.5; a label with no positives (or no probabilities) keeps 0.5.
-    """
-    k = Y.shape[1]
-    out = np.full(k, 0.5)
-    for j in range(k):
-        y, p = Y[:, j].astype(bool), probs[:, j]
-        if not y.any() or np.ptp(p) == 0:
-            continue
-        grid = np.unique(np.concatenate([np.round(p, 4), np.linspace(0.05, 0.95, 19)]))
-        best = (-1.0, 1.0, 0.5)
-        for t in grid:
-            pred = p >= t
-            tp = float((pred & y).sum())
-            f1 = 2 * tp / max(1.0, pred.sum() + y.sum())
-            cand = (f1, -abs(t - 0.5), t)
-            if cand[:2] > best[:2]:
-                best = cand
-        out[j] = best[2]
-    return out

@@ -54,3 +54,37 @@ def find_issues(given: np.ndarray, probs: np.ndarray, n_classes: int) -> Issues:
     except ValueError as exc:
         return Issues([], [], n, str(exc))
     return Issues(rows, [float(probs[i, given[i]]) for i in rows], n)
+
+
+def set_scores(Y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each row's least sure agreement with its given set: min over classes of p (given) or 1 - p (not given)."""
+    agree = np.where(np.asarray(Y) == 1, probs, 1.0 - np.asarray(probs))
+    return agree.min(axis=1)
+
+
+def find_set_issues(Y: np.ndarray, probs: np.ndarray) -> Issues:
+    """Likely label-set errors (Y: rows x classes of 0/1; probs: out-of-sample, one probability per class).
+
+    cleanlab's multi-label confident learning (`multilabel_classification.filter.find_label_issues`).
+    """
+    Y = np.asarray(Y, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n, k = Y.shape
+    if n < 2 * k:
+        return Issues([], [], n, f"needs at least {2 * k} label sets with out-of-sample probabilities; {n} have them")
+    given = Y.sum(axis=0)
+    if (given == 0).all() or np.ptp(probs) == 0:
+        return Issues([], [], n, "the label sets or the out-of-sample probabilities are all alike; there is "
+                                 "nothing to compare them with")
+    from cleanlab.multilabel_classification.filter import find_label_issues
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = find_label_issues(labels=[list(np.flatnonzero(row)) for row in Y], pred_probs=probs,
+                                       return_indices_ranked_by="self_confidence", n_jobs=1)
+    except Exception as exc:  # cleanlab rejects degenerate inputs (e.g. a class never given)
+        return Issues([], [], n, f"cleanlab could not rank these label sets: {exc}")
+    scores = set_scores(Y, probs)
+    rows = [int(i) for i in ranked]
+    return Issues(rows, [float(scores[i]) for i in rows], n)

@@ -24,7 +24,7 @@ import numpy as np
 
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes
-from labelloop.classify.head import fit_head, head_proba
+from labelloop.classify.head import fit_head, fit_multi_head, head_proba, multi_head_proba
 from labelloop.errors import ModelNotAvailableError
 from labelloop.files import sha256_file
 
@@ -53,6 +53,14 @@ def embed(text):
     return v / (np.linalg.norm(v) or 1.0)
 X = np.stack([embed(t) for t in texts])
 labels = [meta["id2label"][str(i)] for i in (X @ head["coef"].T + head["intercept"]).argmax(1)]
+```
+"""
+MULTI_NOTE = """
+Multi-label: each label has its own head row and decision threshold (tuned on out-of-fold predictions):
+
+```python
+probs = 1 / (1 + np.exp(-(X @ head["coef"].T + head["intercept"])))
+labels = [[meta["classes"][j] for j in np.flatnonzero(p >= head["thresholds"])] for p in probs]
 ```
 """
 
@@ -167,24 +175,40 @@ class StaticStudent(BaseStudent):
             probs[test_idx] = head_proba(X[test_idx], coef, intercept)
         return probs
 
+    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
+        self.static_ = self._static()
+        X = self.static_.encode(texts)
+        self.coef_, self.intercept_ = fit_multi_head(X, Y, balancing=self.balancing, seed=self.seed, C=self.C, soft=soft)
+
+    def _cross_val_multi(self, texts, Y, classes, splits, probs, stop_after=None):
+        X = self._static().encode(texts)
+        for train_idx, test_idx in splits:
+            coef, intercept = fit_multi_head(X[train_idx], Y[train_idx], balancing=self.balancing, seed=self.seed,
+                                             C=self.C)
+            probs[test_idx] = multi_head_proba(X[test_idx], coef, intercept)
+        return probs
+
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
-        return head_proba(self.static_.encode(texts), self.coef_, self.intercept_)
+        proba = multi_head_proba if self.multi_label else head_proba
+        return proba(self.static_.encode(texts), self.coef_, self.intercept_)
 
     def save(self, path: str | os.PathLike) -> None:
         self._check_fitted()
         folder = fmt.prepare_folder(path)
         shutil.copytree(self.static_.folder, folder / STATIC_DIR)
-        fmt.save_head(folder, self.coef_, self.intercept_)
+        fmt.save_head(folder, self.coef_, self.intercept_, self.thresholds_ if self.multi_label else None)
         fmt.write_meta(
             folder, self.kind, self.classes_, static=STATIC_DIR, head=fmt.HEAD_FILE, normalize=True,
             max_seq_length=self._max_tokens(), truncation="head", pca_dims=self.pca_dims,
             encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
             encoder_path=str(self.encoder_path) if self.encoder_path else None,  # what a refit starts from
-            balancing=self.balancing, seed=self.seed, C=self.C,
+            balancing=self.balancing, seed=self.seed, C=self.C, **self.multi_meta(),
         )
-        (folder / "README.md").write_text(STATIC_README.format(
-            encoder=self.encoder_path or "all-MiniLM-L6-v2", classes=", ".join(self.classes_),
-            max_tokens=self._max_tokens()))
+        readme = STATIC_README.format(encoder=self.encoder_path or "all-MiniLM-L6-v2", classes=", ".join(self.classes_),
+                                      max_tokens=self._max_tokens())
+        if self.multi_label:
+            readme += MULTI_NOTE
+        (folder / "README.md").write_text(readme)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StaticStudent":
@@ -197,4 +221,5 @@ class StaticStudent(BaseStudent):
         student.static_ = _encoder(folder / meta.get("static", STATIC_DIR), student._max_tokens())
         student.coef_, student.intercept_ = fmt.load_head(folder, len(classes))
         student.classes_ = classes
+        student.load_multi(meta)
         return student

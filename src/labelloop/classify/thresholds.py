@@ -1,0 +1,48 @@
+"""Multi-label decisions: which classes a student's probabilities give a text, and how thresholds are chosen.
+
+The one place a probability becomes a label in multi-label mode: the student's predictions, its
+saved folder, predict, serve and the review app all ask here. A threshold is never a fixed 0.5: each
+class gets the one that maximizes its F1 on out-of-fold probabilities of the training labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def apply_thresholds(probs: np.ndarray, thresholds: Sequence[float], classes: Sequence[str]) -> list[list[str]]:
+    """Each row's label set: the classes whose probability reaches their threshold, in class order."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    chosen = np.asarray(probs, dtype=np.float64) >= t
+    return [[classes[j] for j in np.flatnonzero(row)] for row in chosen]
+
+
+def decision_margin(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """How far each (row, class) probability is from its threshold, on the side it falls (0 = undecided)."""
+    return np.abs(np.asarray(probs, dtype=np.float64) - np.asarray(thresholds, dtype=np.float64))
+
+
+def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per label, the decision threshold that maximizes that label's F1 on out-of-fold probabilities.
+
+    Ties go to the threshold nearest 0.5; a label with no positives (or no probabilities) keeps 0.5.
+    """
+    k = Y.shape[1]
+    out = np.full(k, 0.5)
+    for j in range(k):
+        y, p = Y[:, j].astype(bool), probs[:, j]
+        if not y.any() or np.ptp(p) == 0:
+            continue
+        grid = np.unique(np.concatenate([np.round(p, 4), np.linspace(0.05, 0.95, 19)]))
+        best = (-1.0, 1.0, 0.5)
+        for t in grid:
+            pred = p >= t
+            tp = float((pred & y).sum())
+            f1 = 2 * tp / max(1.0, pred.sum() + y.sum())
+            cand = (f1, -abs(t - 0.5), t)
+            if cand[:2] > best[:2]:
+                best = cand
+        out[j] = best[2]
+    return out
