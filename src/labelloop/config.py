@@ -447,6 +447,11 @@ def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
                 f"{which}_model.model (or api.{which}_model): missing for mode 'api'; "
                 "set it to a model name the server serves (its /v1/models lists them)"
             )
+    if config.multi_label and config.student.type == "auto":
+        problems.append(
+            "student.type: 'auto' chooses among single-label students only; with classification.multi_label "
+            "set student.type to embedding-head (the default), static, setfit or transformer"
+        )
     if problems:
         raise ConfigError(problems, source=source)
     return config

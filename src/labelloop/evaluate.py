@@ -60,6 +60,12 @@ def evaluate(y_true: list[str], y_pred: list[str], classes: list[str]) -> Metric
 MULTI_METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
 
 
+def headline_metric(config) -> str:
+    """The name of the number system.required_accuracy is compared with: accuracy, or (multi-label) the
+    metric classification.multi_label_metric names (micro_f1 by default)."""
+    return config.classification.multi_label_metric if config.multi_label else "accuracy"
+
+
 @dataclass(frozen=True)
 class MultiMetrics:
     """Label-set metrics, each with a 95% interval by bootstrap over chunks."""

@@ -11,6 +11,7 @@ import jinja2
 
 from labelloop.config import Config
 from labelloop.files import atomic_file
+from labelloop.evaluate import headline_metric
 from labelloop.store import Store
 
 _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
@@ -26,16 +27,18 @@ th{background:#f3f5f8} td:first-child,th:first-child{text-align:left}
 <h1>labelloop report</h1>
 <div class="sub">{{ generated }} · classes: {{ classes|join(", ") }} · student: {{ student }}</div>
 <div class="cards">
- <div class="card">final accuracy vs large LLM<b>{{ final.acc }}</b>95% CI {{ final.ci }}</div>
+ <div class="card">final {{ metric }} vs large LLM<b>{{ final.acc }}</b>95% CI {{ final.ci }}</div>
  <div class="card">macro-F1<b>{{ final.f1 }}</b>on {{ final.test }} test chunks</div>
- <div class="card">accuracy vs human gold<b>{{ final.gold }}</b>{{ final.gold_note }}</div>
+ <div class="card">{{ metric }} vs human gold<b>{{ final.gold }}</b>{{ final.gold_note }}</div>
  <div class="card">LLM calls<b>{{ llm.calls }}</b>{{ llm.tokens }} tokens · ${{ "%.4f"|format(llm.cost) }}</div>
 </div>
 <p><b>Stopped:</b> {{ stop_reason or "(run not finished)" }}</p>
 <h2>Learning curve</h2>
 {% if curve %}<img alt="learning curve" src="data:image/png;base64,{{ curve }}">{% else %}<p>No finished iteration yet.</p>{% endif %}
 <h2>Iterations</h2>
-<table><tr><th>iter</th><th>train</th><th>test</th><th>accuracy</th><th>95% CI</th><th>macro-F1</th><th>gold accuracy</th><th>LLM calls</th><th>seconds</th></tr>
+{% if multi %}<p>Multi-label: a chunk may hold several labels or none. The headline is {{ metric }}
+(<code>classification.multi_label_metric</code>), the number <code>system.required_accuracy</code> is compared with.</p>{% endif %}
+<table><tr><th>iter</th><th>train</th><th>test</th><th>{{ metric }}</th><th>95% CI</th><th>macro-F1</th><th>gold {{ metric }}</th><th>LLM calls</th><th>seconds</th></tr>
 {% for it in iterations %}<tr><td>{{ it.n }}</td><td>{{ it.train_size }}</td><td>{{ it.test_size }}</td>
 <td>{{ "%.3f"|format(it.accuracy or 0) }}</td><td>{{ "%.3f"|format(it.accuracy_low or 0) }}–{{ "%.3f"|format(it.accuracy_high or 0) }}</td>
 <td>{{ "%.3f"|format(it.macro_f1 or 0) }}</td><td>{% if it.gold_accuracy is not none %}{{ "%.3f"|format(it.gold_accuracy) }} (n={{ it.gold_size }}){% else %}–{% endif %}</td>
@@ -47,11 +50,20 @@ th{background:#f3f5f8} td:first-child,th:first-child{text-align:left}
 {% for t in auto.trials %}<tr><td>{{ t.candidate }}</td><td>{% if t.cv_accuracy is not none %}{{ "%.3f"|format(t.cv_accuracy) }}{% else %}–{% endif %}</td>
 <td>{{ "%.1f"|format(t.seconds) }}</td><td>{{ t.note or "" }}</td></tr>{% endfor %}
 </table>{% endif %}
-<h2>Confusion matrix (final student vs large LLM test labels)</h2>
-{% if confusion %}<img alt="confusion matrix" src="data:image/png;base64,{{ confusion }}">{% endif %}
-<h2>Per-class metrics</h2>
-<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
-{% for c, m in per_class.items() %}<tr><td>{{ c }}</td><td>{{ "%.3f"|format(m.precision) }}</td><td>{{ "%.3f"|format(m.recall) }}</td><td>{{ "%.3f"|format(m.f1) }}</td><td>{{ m.support }}</td></tr>{% endfor %}
+{% if multi %}<h2>Label-set metrics (final student vs large LLM test labels)</h2>
+<table><tr><th>metric</th><th>value</th><th>95% CI (bootstrap over chunks)</th></tr>
+{% for name, v, ci in multi.metrics %}<tr><td>{{ name }}</td><td>{{ "%.3f"|format(v) }}</td><td>{{ "%.3f"|format(ci[0]) }}–{{ "%.3f"|format(ci[1]) }}</td></tr>{% endfor %}
+</table>
+<h2>Label co-occurrence (large LLM test labels)</h2>
+<p>How many test chunks hold both labels; the diagonal is each label's count.</p>
+<table><tr><th></th>{% for c in multi.classes %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for c, row in multi.cooccurrence %}<tr><td>{{ c }}</td>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% else %}<h2>Confusion matrix (final student vs large LLM test labels)</h2>
+{% if confusion %}<img alt="confusion matrix" src="data:image/png;base64,{{ confusion }}">{% endif %}{% endif %}
+<h2>Per-{{ "label" if multi else "class" }} metrics</h2>
+<table><tr><th>{{ "label" if multi else "class" }}</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>{% if multi %}<th>threshold</th>{% endif %}</tr>
+{% for c, m in per_class.items() %}<tr><td>{{ c }}</td><td>{{ "%.3f"|format(m.precision) }}</td><td>{{ "%.3f"|format(m.recall) }}</td><td>{{ "%.3f"|format(m.f1) }}</td><td>{{ m.support }}</td>{% if multi %}<td>{{ "%.3f"|format(multi.thresholds.get(c, 0.5)) }}</td>{% endif %}</tr>{% endfor %}
 </table>
 <h2>Label sources</h2>
 <table><tr><th>source</th><th>class</th><th>count</th></tr>
@@ -138,6 +150,20 @@ def _student_line(last, config: Config) -> str:
     return f"{kind} on {encoder}{chosen}"
 
 
+def _multi_section(test: dict | None, last) -> dict | None:
+    """The label-set tables of a multi-label run's last round (None for single-label)."""
+    if not test or "cooccurrence" not in test:
+        return None
+    names = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
+    info = (last.metrics or {}).get("multi_label") or {}
+    return {
+        "metrics": [(n.replace("_", "-"), test[n], test["intervals"][n]) for n in names],
+        "classes": test["classes"],
+        "cooccurrence": list(zip(test["classes"], test["cooccurrence"])),
+        "thresholds": info.get("thresholds") or {},
+    }
+
+
 def write_report(store: Store, config: Config, path: Path) -> Path:
     iterations = [it for it in store.iterations() if it.status == "done"]
     last = iterations[-1] if iterations else None
@@ -165,7 +191,9 @@ def write_report(store: Store, config: Config, path: Path) -> Path:
         stop_reason=last.stop_reason if last else None,
         iterations=iterations,
         curve=_png(learning_curve_figure(iterations)) if iterations else None,
-        confusion=_png(confusion_figure(test["confusion"], test["classes"])) if test else None,
+        confusion=_png(confusion_figure(test["confusion"], test["classes"])) if test and "confusion" in test else None,
+        multi=_multi_section(test, last),
+        metric=headline_metric(config).replace("_", "-"),
         per_class=(test or {}).get("per_class", {}),
         labels=counts["labels"],
         problems=store.ingest_problems(),

@@ -57,12 +57,23 @@ class _RateColumn(ProgressColumn):
 
 
 def build_task(text: str, *, classes: Sequence[str], rules: Rules | None, description: str,
-               few_shot: FewShotPicker | None, max_chars: int = DEFAULT_MAX_CHARS) -> LabelTask:
+               few_shot: FewShotPicker | None, max_chars: int = DEFAULT_MAX_CHARS,
+               multi_label: bool = False) -> LabelTask:
     """The LabelTask for one chunk: text cut to the LLM's char budget, few-shot examples picked."""
     return LabelTask(
         text=truncate(text, max_chars), classes=tuple(classes), rules=rules.text if rules else "",
         description=description, examples=few_shot.pick(text) if few_shot is not None else (),
+        multi_label=multi_label,
     )
+
+
+def counted_classes(label: str, multi_label: bool) -> list[str]:
+    """What a label adds to the per-class tally: its class, or each class of a set ('(none)' for an empty one)."""
+    if not multi_label:
+        return [label]
+    from labelloop.labels import decode_set
+
+    return decode_set(label) or ["(none)"]
 
 
 async def label_chunks(
@@ -80,6 +91,7 @@ async def label_chunks(
     progress: bool = True,
     call_log: CallLog | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
+    multi_label: bool = False,
 ) -> LabelSummary:
     """Label chunks concurrently; each answer is stored as it arrives (a kill loses only calls in flight)."""
     log = call_log or CallLog(store)
@@ -101,7 +113,7 @@ async def label_chunks(
                 summary.requested += 1
         if result is not None and result.label is not None:
             summary.labeled += 1
-            by_class[result.label] += 1
+            by_class.update(counted_classes(result.label, multi_label))
             probs = {str(k): float(v) for k, v in result.probs.items()} if result.probs else None
             confidence = None if result.confidence is None else float(result.confidence)
             store.set_label(chunk.id, source, result.label, confidence=confidence, status="ok",
@@ -116,7 +128,7 @@ async def label_chunks(
     async def one(chunk: Chunk) -> None:
         async with gate:
             task = build_task(chunk.text, classes=classes, rules=rules, description=description,
-                              few_shot=few_shot, max_chars=max_chars)
+                              few_shot=few_shot, max_chars=max_chars, multi_label=multi_label)
             try:
                 result = await log.classify(backend, task, purpose=f"label:{source}")
             except RequestRejectedError as exc:

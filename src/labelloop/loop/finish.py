@@ -13,7 +13,7 @@ from labelloop.store import Store
 
 def write_final_outputs(config: Config, store: Store, n: int, contract, console: Console, *, progress: bool) -> str | None:
     out = config.output_dir
-    _write_truth(store, out)
+    _write_truth(config, store, out)
     final = next((it for it in reversed(store.iterations()) if it.status == "done" and it.model_path), None)
     model_path = final.model_path if final else None
     if config.classification.predict_on_whole_set_at_the_end and model_path:
@@ -34,7 +34,9 @@ def write_final_outputs(config: Config, store: Store, n: int, contract, console:
     return model_path
 
 
-def _write_truth(store: Store, out) -> None:
+def _write_truth(config: Config, store: Store, out) -> None:
+    multi = config.multi_label
+    key = outputs.label_key(config)
     large = store.labels_by_chunk(policy.LARGE)
     human = store.labels_by_chunk(policy.HUMAN)
     rows = []
@@ -44,12 +46,13 @@ def _write_truth(store: Store, out) -> None:
             "chunk_id": c.id,
             "source": c.source,
             "text": c.text,
-            "label": lab.label if lab else None,
+            key: (policy.label_value(lab, multi) if multi else lab.label) if lab else None,
             "status": lab.status if lab else "missing",
             "confidence": lab.confidence if lab else None,
             "raw": lab.raw if lab else None,
             "reason": lab.reason if lab else None,
-            "human_label": human[c.id].label if c.id in human else None,
+            f"human_{key}": (policy.label_value(human[c.id], multi) if multi else human[c.id].label)
+            if c.id in human else None,
         })
     files.write_yaml(outputs.truth_path(out), rows)
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from labelloop import labels as policy
-from labelloop.classify.label_quality import find_issues
+from labelloop.classify.label_quality import Issues, find_issues, find_set_issues
 from labelloop.config import Config
 from labelloop.store import Store
 
@@ -50,8 +50,7 @@ def rank_round(chunk_ids: list[int], labels: list[str], sources: list[str], prob
 
     A person's label is the reference, never a suspect: it is ranked with the others but not flagged.
     """
-    given = np.array([classes.index(lab) for lab in labels], dtype=np.int64)
-    issues = find_issues(given, probs, len(classes))
+    issues = _issues(labels, probs, classes)
     keep = [(row, score) for row, score in zip(issues.rows, issues.scores) if sources[row] in policy.LLM_SOURCES]
     flags = Flags(flagged=[chunk_ids[r] for r, _ in keep], scores=[s for _, s in keep], checked=issues.checked,
                   note=issues.note)
@@ -72,21 +71,36 @@ def rank_test(flags: Flags, train: tuple[list[int], list[str], np.ndarray],
     train_ids, train_labels, train_probs = train
     labels = list(train_labels) + list(test_labels)
     probs = np.vstack([np.asarray(train_probs).reshape(-1, len(classes)), np.asarray(test_probs)])
-    given = np.array([classes.index(lab) for lab in labels], dtype=np.int64)
-    issues = find_issues(given, probs, len(classes))
+    issues = _issues(labels, probs, classes)
     n_train = len(train_ids)
     kept = [(row - n_train, score) for row, score in zip(issues.rows, issues.scores) if row >= n_train]
     flags.test_flagged = [test_ids[r] for r, _ in kept]
     flags.test_scores = [score for _, score in kept]
 
 
-def rows_to_prune(flagged_rows: list[int], labels: list[str]) -> list[int]:
-    """The flagged rows the student trains without: every one, except that no class is left without examples."""
-    left = Counter(labels)
+def _issues(labels: list, probs: np.ndarray, classes: list[str]) -> Issues:
+    """Confident learning on class labels, or on label sets (multi-label: each label a list of classes)."""
+    if labels and isinstance(labels[0], list):
+        from labelloop.evaluate import label_matrix
+
+        return find_set_issues(label_matrix(labels, classes), probs)
+    given = np.array([classes.index(lab) for lab in labels], dtype=np.int64)
+    return find_issues(given, probs, len(classes))
+
+
+def rows_to_prune(flagged_rows: list[int], labels: list) -> list[int]:
+    """The flagged rows the student trains without: every one, except that no class is left without examples.
+
+    A label set (multi-label) counts as an example of each class it holds.
+    """
+    def held(label) -> list:
+        return list(label) if isinstance(label, list) else [label]
+
+    left = Counter(c for label in labels for c in held(label))
     out = []
     for row in flagged_rows:
-        if left[labels[row]] > 1:
-            left[labels[row]] -= 1
+        if all(left[c] > 1 for c in held(labels[row])):
+            left.subtract(held(labels[row]))
             out.append(row)
     return out
 

@@ -99,6 +99,7 @@ class Teachers:
             store, backend, list(chunks), source=policy.ROLE_SOURCE[role], classes=config.classes, rules=rules,
             description=config.classification.desc, few_shot=picker,
             concurrency_limit=config.system.concurrency_limit, iteration=iteration, progress=progress,
+            multi_label=config.multi_label,
         ))
 
 

@@ -6,6 +6,10 @@ import shutil
 from pathlib import Path
 
 
+def label_key(config) -> str:
+    """The field a row's label goes in: `label` (a class), or `labels` (multi-label: a list of classes)."""
+    return "labels" if config.multi_label else "label"
+
 
 def classifier_dir(output_dir: Path, n: int) -> Path:
     return output_dir / "classifiers" / f"classifier_{n}"

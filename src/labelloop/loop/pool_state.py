@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labelloop import labels as policy
 from labelloop.classify.student_input import StudentInput
 from labelloop.config import Config
 from labelloop.store import Chunk, Store
@@ -47,11 +48,11 @@ def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: S
     saved = list(meta["classes"])
     same_input = StudentInput.load(model_dir) == contract  # the saved student saw what this run's encoder sees
     if meta.get("student_type") == "embedding-head" and same_input:
-        from labelloop.classify.head import head_proba
+        from labelloop.classify.head import head_proba, multi_head_proba
 
         coef, intercept = load_head(Path(model_dir), len(saved))
         X = embeddings if embeddings is not None else encode(config, store, chunks, contract)
-        probs = head_proba(X, coef, intercept)
+        probs = (multi_head_proba if meta.get("multi_label") else head_proba)(X, coef, intercept)
     else:
         from labelloop.classify import load_student
 
@@ -65,10 +66,25 @@ def student_probs(config: Config, store: Store, model_dir: str | Path, chunks: S
     return out
 
 
-def label_counts(store: Store) -> dict[str, int]:
-    """Final labels per class over the training chunks (what `balanced` evens out)."""
+def label_counts(store: Store, multi_label: bool = False) -> dict[str, int]:
+    """Final labels per class over the training chunks (what `balanced` evens out); multi-label: positives."""
     train = [c.id for c in store.chunks("train")]
-    return dict(Counter(lab.label for lab in store.final_labels(train).values())) if train else {}
+    if not train:
+        return {}
+    final = store.final_labels(train).values()
+    if multi_label:
+        return dict(Counter(c for lab in final for c in policy.label_value(lab, True)))
+    return dict(Counter(lab.label for lab in final))
+
+
+def saved_thresholds(config: Config, model_dir: str | Path) -> np.ndarray | None:
+    """A saved multi-label student's thresholds in config.classes order; None for single-label."""
+    from labelloop.classify.folder import read_meta
+
+    meta = read_meta(model_dir)
+    if not meta.get("multi_label"):
+        return None
+    return np.array([float(meta["thresholds"].get(c, 0.5)) for c in config.classes])
 
 
 def sampler_state(config: Config, store: Store, sampler, pool: Sequence[Chunk], round_: int,
@@ -83,7 +99,9 @@ def sampler_state(config: Config, store: Store, sampler, pool: Sequence[Chunk], 
     prev = _model_dir(store, round_ - 1)
     if sampler.needs_probs and prev:
         state["probs"] = student_probs(config, store, prev, pool, contract, embeddings=X)
-        state["label_counts"] = label_counts(store)
+        state["label_counts"] = label_counts(store, config.multi_label)
+        if config.multi_label:
+            state["thresholds"] = saved_thresholds(config, prev)
     return state
 
 

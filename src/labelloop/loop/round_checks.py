@@ -47,6 +47,11 @@ def stop_set_predictions(config: Config, store: Store, model_dir: str, student_i
     if not chunks:
         return {"ids": [], "pred": []}
     probs = student_probs(config, store, model_dir, chunks, student_input)
+    if config.multi_label:  # a label set as one category (bit j: class j), so kappa compares whole sets
+        from labelloop.loop.pool_state import saved_thresholds
+
+        held = probs >= saved_thresholds(config, model_dir)[None, :]
+        return {"ids": [c.id for c in chunks], "pred": [int((row * (1 << np.arange(len(row)))).sum()) for row in held]}
     return {"ids": [c.id for c in chunks], "pred": [int(i) for i in np.argmax(probs, axis=1)]}
 
 

@@ -22,6 +22,7 @@ from labelloop.loop.labeling import Teachers, missing_labels
 from labelloop.loop.sampling import make_sampler, pick
 from labelloop.loop.sizes import RULES_SAMPLES, round_size, test_size
 from labelloop.loop.stopping import first_stop, make_stops
+from labelloop.loop.scoring import metric_name
 from labelloop.loop.summary import iteration_table
 from labelloop.store import Iteration, Store
 
@@ -93,6 +94,9 @@ def _run(config: Config, store: Store, contract: StudentInput, console: Console,
     console.rule("[bold]4. Bootstrap loop")
     console.print(f"Student: {describe_student(config, contract)}", highlight=False)
     console.print(f"Sampling: {sampler}; stopping: {'; '.join(str(s) for s in stops)}")
+    if config.multi_label:
+        console.print(f"Multi-label: a chunk may get several labels or none; system.required_accuracy is compared "
+                      f"with {metric_name(config)} (classification.multi_label_metric)", highlight=False)
     n, reason = 1, ""
     while True:
         _ensure_train_batch(config, store, sampler, n, contract)
@@ -109,7 +113,7 @@ def _run(config: Config, store: Store, contract: StudentInput, console: Console,
                 console.print(f"Student (auto): {auto['reason']}", highlight=False)
         record_round_checks(config, store, n, contract)
         history = [it for it in store.iterations() if it.status == "done" and it.n <= n]
-        console.print(iteration_table(history))
+        console.print(iteration_table(history, metric_name(config)))
         reason = first_stop(stops, history) or ""
         _handle_label_errors(config, store, n, rules, teachers, console, progress, another_round=not reason)
         if reason:
@@ -161,7 +165,14 @@ def _pin_project(store: Store, config: Config, contract: StudentInput) -> None:
             f"classification.classes is {config.classes} but this project was labeled with {stored}; "
             f"use a new path.output_dir for new classes, or restore the old list"
         )
+    stored_multi = store.get_meta("multi_label")
+    if stored_multi is not None and bool(stored_multi) != config.multi_label:
+        raise LabelloopError(
+            f"classification.multi_label is {config.multi_label} but this project was labeled with "
+            f"multi_label {bool(stored_multi)}; use a new path.output_dir, or set it back to {bool(stored_multi)}"
+        )
     store.set_meta("classes", config.classes)
+    store.set_meta("multi_label", config.multi_label)
     store.set_meta(CONTRACT_META, contract.to_dict())
 
 
@@ -238,7 +249,7 @@ def _refresh_after_reviews(config, store, n, contract, console, rules) -> int:
     why = "rules changed" if rules_changed else f"{latest_review - mark} new review action(s)"
     console.print(f"{why} since iteration {last.n}: training iteration {last.n + 1} on the current labels.")
     train_round(config, store, last.n + 1, contract)
-    console.print(iteration_table([it for it in store.iterations() if it.status == "done"]))
+    console.print(iteration_table([it for it in store.iterations() if it.status == "done"], metric_name(config)))
     return last.n + 1
 
 

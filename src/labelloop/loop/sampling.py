@@ -50,8 +50,14 @@ class RandomSampling:
         return f"random(seed={self.seed})"
 
 
-def margins(probs: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 probability per row: small means the student is unsure."""
+def margins(probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """Top-1 minus top-2 probability per row: small means the student is unsure.
+
+    Multi-label (thresholds given): each label's distance from its threshold, the smallest per row
+    (the label the student is least decided about).
+    """
+    if thresholds is not None:
+        return np.abs(probs - np.asarray(thresholds)[None, :]).min(axis=1)
     if probs.shape[1] < 2:
         return np.ones(len(probs))
     top2 = np.sort(probs, axis=1)[:, -2:]
@@ -97,8 +103,9 @@ class _Active:
 
     def query(self, pool_ids: Sequence[int], n: int, *, round_: int = 0, probs: np.ndarray | None = None,
               embeddings: np.ndarray | None = None, label_counts: Mapping[str, int] | None = None,
-              classes: Sequence[str] | None = None) -> list[int]:
+              classes: Sequence[str] | None = None, thresholds: np.ndarray | None = None) -> list[int]:
         ids = np.asarray(pool_ids)
+        self.thresholds = thresholds  # multi-label: the student's decision thresholds
         if n >= len(ids):
             return sorted(int(i) for i in ids)
         if probs is None:  # no student yet
@@ -121,7 +128,7 @@ class Uncertainty(_Active):
     name = "uncertainty"
 
     def _query(self, ids, n, probs, embeddings, round_, label_counts, classes) -> list[int]:
-        order = np.argsort(margins(probs), kind="stable")
+        order = np.argsort(margins(probs, self.thresholds), kind="stable")
         return sorted(int(i) for i in ids[order[:n]])
 
 
@@ -135,7 +142,7 @@ class DiverseUncertainty(_Active):
         self.beta = beta
 
     def _query(self, ids, n, probs, embeddings, round_, label_counts, classes) -> list[int]:
-        m = margins(probs)
+        m = margins(probs, self.thresholds)
         top = np.argsort(m, kind="stable")[: min(len(ids), self.beta * n)]
         if embeddings is None:
             return sorted(int(i) for i in ids[top[:n]])
@@ -148,6 +155,7 @@ class Balanced(_Active):
 
     Each class short of its share gets the chunks the student predicts as that class, least
     certain first (informative, yet likely of that class); then those most likely to be it.
+    Multi-label: the same for positives of each label (a chunk predicted to hold it, by its threshold).
     """
 
     needs_embeddings = False
@@ -158,11 +166,15 @@ class Balanced(_Active):
         names = list(classes) if classes is not None else [str(i) for i in range(k)]
         have = np.array([(label_counts or {}).get(c, 0) for c in names], dtype=float)
         quota = water_fill(have, n)
-        pred, m = np.argmax(probs, axis=1), margins(probs)
+        m = margins(probs, self.thresholds)
+        if self.thresholds is None:
+            holds = np.argmax(probs, axis=1)[:, None] == np.arange(k)[None, :]
+        else:
+            holds = probs >= np.asarray(self.thresholds)[None, :]
         ranked = []
         for c in range(k):
-            mine = np.flatnonzero(pred == c)
-            others = np.flatnonzero(pred != c)
+            mine = np.flatnonzero(holds[:, c])
+            others = np.flatnonzero(~holds[:, c])
             ranked.append(iter(np.concatenate([mine[np.argsort(m[mine], kind="stable")],
                                                others[np.argsort(-probs[others, c], kind="stable")]])))
         chosen: list[int] = []

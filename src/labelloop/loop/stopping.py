@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from labelloop.evaluate import headline_metric
 from labelloop.store import Iteration
 
 STOP_SET_KEY = "stop_set"  # metrics["stop_set"] = {"ids": [...], "pred": [class index, ...]}
@@ -20,34 +21,37 @@ STOP_SET_KEY = "stop_set"  # metrics["stop_set"] = {"ids": [...], "pred": [class
 class RequiredAccuracy:
     """Stop when the student agrees with the teacher's test labels at least this often."""
 
-    def __init__(self, target: float):
+    def __init__(self, target: float, metric: str = "accuracy"):
         self.target = target
+        self.metric = metric  # multi-label: the metric the iteration's headline holds (loop.scoring)
 
     def stop(self, history: Sequence[Iteration]) -> str | None:
         last = history[-1] if history else None
         if last is not None and last.accuracy is not None and last.accuracy >= self.target:
-            return f"reached required_accuracy: {last.accuracy:.3f} >= {self.target:.3f}"
+            said = "" if self.metric == "accuracy" else f" ({self.metric})"
+            return f"reached required_accuracy{said}: {last.accuracy:.3f} >= {self.target:.3f}"
         return None
 
     def __str__(self) -> str:
-        return f"accuracy >= {self.target}"
+        return f"{self.metric} >= {self.target}"
 
 
 class LowerBound:
     """Stop when the 95% lower bound of the accuracy (Wilson) reaches the target: confident, not lucky."""
 
-    def __init__(self, target: float):
+    def __init__(self, target: float, metric: str = "accuracy"):
         self.target = target
+        self.metric = metric
 
     def stop(self, history: Sequence[Iteration]) -> str | None:
         last = history[-1] if history else None
         if last is not None and last.accuracy_low is not None and last.accuracy_low >= self.target:
             return (f"reached required_accuracy with 95% confidence: lower bound {last.accuracy_low:.3f} "
-                    f">= {self.target:.3f} (accuracy {last.accuracy:.3f})")
+                    f">= {self.target:.3f} ({self.metric} {last.accuracy:.3f})")
         return None
 
     def __str__(self) -> str:
-        return f"accuracy 95% lower bound >= {self.target}"
+        return f"{self.metric} 95% lower bound >= {self.target}"
 
 
 class MaxIters:
@@ -160,7 +164,8 @@ def make_stops(config) -> list:
     """The stopping rules a config asks for, in the order they are checked."""
     s = config.stopping
     target = config.system.required_accuracy
-    rules: list = [LowerBound(target) if s.lower_bound else RequiredAccuracy(target),
+    metric = headline_metric(config)
+    rules: list = [LowerBound(target, metric) if s.lower_bound else RequiredAccuracy(target, metric),
                    MaxIters(config.training.max_iters)]
     if s.kappa is not None:
         rules.append(PredictionsStable(s.kappa, s.kappa_window))

@@ -9,9 +9,12 @@ from rich.table import Table
 from labelloop.store import Iteration
 
 
-def iteration_table(history: Sequence[Iteration]) -> Table:
+def iteration_table(history: Sequence[Iteration], metric: str = "accuracy") -> Table:
+    """One row per finished round; `metric` names the headline (multi-label: e.g. micro_f1)."""
     table = Table(title="iterations (student vs the large model's test labels)")
-    for col in ("iter", "train", "test", "accuracy [95% CI]", "macro-F1", "gold acc", "LLM calls", "seconds"):
+    shown = metric.replace("_", "-")
+    gold = "gold acc" if metric == "accuracy" else f"gold {shown}"
+    for col in ("iter", "train", "test", f"{shown} [95% CI]", "macro-F1", gold, "LLM calls", "seconds"):
         table.add_column(col, justify="right")
     for it in history:
         acc = "-" if it.accuracy is None else f"{it.accuracy:.3f} [{it.accuracy_low:.3f}, {it.accuracy_high:.3f}]"

@@ -13,8 +13,7 @@ from labelloop import files
 from labelloop import labels as policy
 from labelloop.classify.student_input import StudentInput
 from labelloop.config import Config
-from labelloop.evaluate import Metrics, evaluate
-from labelloop.loop import outputs
+from labelloop.loop import outputs, scoring
 from labelloop.loop.label_errors import METRICS_KEY, Flags, rank_round, rank_test, rows_to_prune
 from labelloop.store import Chunk, Store
 
@@ -24,17 +23,20 @@ class RoundData:
     """The chunks and labels one round trains and tests on."""
 
     train: list[Chunk]
-    train_labels: list[str]
+    train_labels: list  # class names; multi-label: label sets (lists of classes)
     train_sources: list[str]
     train_conf: list[float | None]
     test: list[Chunk]
-    test_labels: list[str]  # the large LLM's labels: the teacher's truth
+    test_labels: list  # the large LLM's labels: the teacher's truth
     gold: list[Chunk]
-    gold_labels: list[str]  # human labels on test chunks
+    gold_labels: list  # human labels on test chunks
 
 
-def round_data(store: Store, n: int) -> RoundData:
+def round_data(store: Store, n: int, multi_label: bool = False) -> RoundData:
     """Training data of round n: train chunks assigned up to n, with the labels that count (labelloop.labels)."""
+    def value(lab):
+        return policy.label_value(lab, multi_label)
+
     train = [c for c in store.chunks("train") if (c.split_iteration or 0) <= n]
     final = store.final_labels([c.id for c in train]) if train else {}
     train = [c for c in train if c.id in final]
@@ -45,13 +47,13 @@ def round_data(store: Store, n: int) -> RoundData:
     gold = [c for c in test if policy.usable(human.get(c.id))]
     return RoundData(
         train=train,
-        train_labels=[final[c.id].label for c in train],
+        train_labels=[value(final[c.id]) for c in train],
         train_sources=[final[c.id].source for c in train],
         train_conf=[final[c.id].confidence for c in train],
         test=test_ref,
-        test_labels=[large[c.id].label for c in test_ref],
+        test_labels=[value(large[c.id]) for c in test_ref],
         gold=gold,
-        gold_labels=[human[c.id].label for c in gold],
+        gold_labels=[value(human[c.id]) for c in gold],
     )
 
 
@@ -70,7 +72,7 @@ class Fitted:
 def train_round(config: Config, store: Store, n: int, contract: StudentInput) -> dict:
     """Train, evaluate and save round n; return the recorded iteration values."""
     t0 = time.perf_counter()
-    data = round_data(store, n)
+    data = round_data(store, n, config.multi_label)
     classes = config.classes
     store.start_iteration(n, train_size=len(data.train), test_size=len(data.test))
     fitted = fit_student(config, store, data, contract)
@@ -79,36 +81,35 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
 
     test_probs = student.predict_proba(contract.prepare([c.text for c in data.test])) if data.test \
         else np.zeros((0, len(classes)))
-    test_pred = [student.classes_[i] for i in np.argmax(test_probs, axis=1)] if data.test else []
-    metrics = evaluate(data.test_labels, test_pred, classes)
+    metrics = scoring.score(config, data.test_labels, scoring.predictions(config, student, test_probs))
     rank_test(fitted.flags, ([c.id for c in data.train], data.train_labels, fitted.oos),
               ([c.id for c in data.test], data.test_labels, test_probs), classes)
-    gold_metrics: Metrics | None = None
+    gold_metrics = None
     if len(data.gold) >= config.review.gold_min:
         gold_probs = student.predict_proba(contract.prepare([c.text for c in data.gold]))
-        gold_pred = [student.classes_[i] for i in np.argmax(gold_probs, axis=1)]
-        gold_metrics = evaluate(data.gold_labels, gold_pred, classes)
+        gold_metrics = scoring.score(config, data.gold_labels, scoring.predictions(config, student, gold_probs))
+    top = scoring.headline(config, metrics)
 
     model_dir = outputs.classifier_dir(config.output_dir, n)
     files.save_folder_atomically(model_dir, lambda tmp: _save(student, tmp, contract))
     files.write_jsonl(
         outputs.dataset_path(config.output_dir, n),
         (
-            {"text": c.text, "label": lab, "source": src, "confidence": conf, "chunk_id": c.id,
+            {"text": c.text, outputs.label_key(config): lab, "source": src, "confidence": conf, "chunk_id": c.id,
              "pruned": i in fitted.pruned}
             for i, (c, lab, src, conf) in enumerate(zip(data.train, data.train_labels, data.train_sources,
                                                         data.train_conf))
         ),
     )
-    _record_student_labels(store, n, data, fitted.oos, test_probs, classes)
+    _record_student_labels(store, n, data, fitted.oos, test_probs, classes, student)
     rules = store.rules()
     seconds = time.perf_counter() - t0
     values = dict(
-        accuracy=metrics.accuracy,
-        accuracy_low=metrics.accuracy_low,
-        accuracy_high=metrics.accuracy_high,
-        macro_f1=metrics.macro_f1,
-        gold_accuracy=gold_metrics.accuracy if gold_metrics else None,
+        accuracy=top.value,
+        accuracy_low=top.low,
+        accuracy_high=top.high,
+        macro_f1=top.macro_f1,
+        gold_accuracy=scoring.headline(config, gold_metrics).value if gold_metrics else None,
         gold_size=len(data.gold),
         metrics={
             "test": metrics.to_dict(),
@@ -120,6 +121,9 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
             "student": {"type": getattr(student, "kind", config.student.type), "encoder": contract.encoder,
                         "soft_labels": config.student.soft_labels},
             **({"auto": fitted.auto} if fitted.auto else {}),
+            **({"multi_label": {"metric": scoring.metric_name(config),
+                                "thresholds": {c: float(t) for c, t in zip(classes, student.thresholds_)}}}
+               if config.multi_label else {}),
             "review_mark": max((r.id for r in store.reviews()), default=0),
             "rules_version": rules.version if rules else None,
         },
@@ -138,6 +142,7 @@ def new_student(config: Config, contract: StudentInput, cache=None, kind: str | 
     return make_student(
         kind or config.student.type, config.classes, settings=config.student, model_path=contract.encoder,
         cache=cache, balancing=config.balancing.mode, max_seq_length=contract.max_length,
+        multi_label=config.multi_label,
     )
 
 
@@ -146,13 +151,19 @@ def _save(student, folder: Path, contract: StudentInput) -> None:
     contract.save(folder)
 
 
-def soft_targets(store: Store, data: RoundData, classes: list[str]) -> np.ndarray:
-    """The teacher's class probabilities of each training row, where it gave them; one-hot otherwise."""
+def soft_targets(store: Store, data: RoundData, classes: list[str], multi_label: bool = False) -> np.ndarray:
+    """The teacher's class probabilities of each training row, where it gave them; one-hot otherwise.
+
+    Multi-label: each class's own probability of applying (rows need not sum to 1); the set as 0/1 otherwise.
+    """
     labels = store.labels(chunk_ids=[c.id for c in data.train])
     probs = {(lab.chunk_id, lab.source): lab.probs for lab in labels}
     out = np.zeros((len(data.train), len(classes)))
     for i, (c, lab, src) in enumerate(zip(data.train, data.train_labels, data.train_sources)):
         p = probs.get((c.id, src)) if src in policy.LLM_SOURCES else None
+        if multi_label:
+            out[i] = [float(p.get(k, 0.0)) for k in classes] if p else [float(k in lab) for k in classes]
+            continue
         if p and sum(p.get(k, 0.0) for k in classes) > 0:
             out[i] = [float(p.get(k, 0.0)) for k in classes]
             out[i] /= out[i].sum()
@@ -177,12 +188,21 @@ def fit_student(config: Config, store: Store, data: RoundData, contract: Student
         texts = contract.prepare([c.text for c in data.train])
         oos = student.cross_val_proba(texts, data.train_labels, folds=config.student.cv_folds) if texts \
             else np.zeros((0, len(config.classes)))
+        oos = oos.copy()
     texts = contract.prepare([c.text for c in data.train])
     rows, flags = rank_round([c.id for c in data.train], data.train_labels, data.train_sources, oos, config.classes)
     pruned = set(rows_to_prune(rows, data.train_labels)) if config.student.prune_label_errors else set()
     keep = [i for i in range(len(texts)) if i not in pruned]
-    soft = soft_targets(store, data, config.classes)[keep] if config.student.soft_labels and keep else None
-    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep], soft=soft)
+    soft = soft_targets(store, data, config.classes, config.multi_label)[keep] \
+        if config.student.soft_labels and keep else None
+    extra = {}
+    if config.multi_label and keep:  # thresholds from the cross-validation already done: no second one
+        from labelloop.classify.thresholds import tune_thresholds
+        from labelloop.evaluate import label_matrix
+
+        extra["thresholds"] = tune_thresholds(oos[keep], label_matrix([data.train_labels[i] for i in keep],
+                                                                       config.classes))
+    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep], soft=soft, **extra)
     return Fitted(student, contract, oos, flags, pruned, auto)
 
 
@@ -216,14 +236,16 @@ def _auto(config: Config, store: Store, data: RoundData, contract: StudentInput)
     return chosen, new_student(config, chosen, store, kind=choice.kind), choice.oos, choice.to_dict()
 
 
-def _record_student_labels(store, n, data: RoundData, oos: np.ndarray, test_probs, classes) -> None:
+def _record_student_labels(store, n, data: RoundData, oos: np.ndarray, test_probs, classes, student) -> None:
     """Student opinions for the review app: out-of-sample on train chunks, plain on test chunks."""
-    rows = _rows(data.train, oos, classes, n) + _rows(data.test, test_probs, classes, n)
+    rows = _rows(data.train, oos, classes, n, student) + _rows(data.test, test_probs, classes, n, student)
     if rows:
         store.set_labels(rows)
 
 
-def _rows(chunks, probs, classes, n) -> list[dict]:
+def _rows(chunks, probs, classes, n, student) -> list[dict]:
+    if getattr(student, "multi_label", False):
+        return _set_rows(chunks, probs, classes, n, student.thresholds_)
     out = []
     for c, p in zip(chunks, probs):
         i = int(np.argmax(p))
@@ -232,3 +254,14 @@ def _rows(chunks, probs, classes, n) -> list[dict]:
             iteration=n, probs={k: float(v) for k, v in zip(classes, p)},
         ))
     return out
+
+
+def _set_rows(chunks, probs, classes, n, thresholds) -> list[dict]:
+    """Multi-label student opinions: the set its thresholds give, each class's probability, the least sure decision."""
+    from labelloop.classify.thresholds import apply_thresholds
+
+    sets = apply_thresholds(probs, thresholds, classes) if len(chunks) else []
+    return [dict(chunk_id=c.id, source=policy.STUDENT, label=policy.encode_set(chosen, classes),
+                 confidence=float(np.min(np.maximum(p, 1.0 - p))), iteration=n,
+                 probs={k: float(v) for k, v in zip(classes, p)})
+            for c, p, chosen in zip(chunks, probs, sets)]

@@ -22,42 +22,79 @@ COLUMNS = [
 ]
 
 
+def columns(multi_label: bool) -> list[str]:
+    """The export's columns; a multi-label project's label columns hold lists (`labels`, `human_labels`, ...)."""
+    if not multi_label:
+        return list(COLUMNS)
+    return [c + "s" if c == "label" or c.endswith("_label") else c for c in COLUMNS]
+
+
+def is_multi_label(store: Store) -> bool:
+    """Whether the project was labeled with label sets (recorded by `labelloop run`)."""
+    return bool(store.get_meta("multi_label"))
+
+
 def export_rows(store: Store) -> list[dict]:
-    """One dict per chunk (in chunk order) with the columns of COLUMNS."""
+    """One dict per chunk (in chunk order) with the columns of columns(multi_label)."""
+    by_source, final = _labels(store)
+    rows = [_row(chunk, by_source, final) for chunk in store.chunks()]
+    return [_as_sets(row) for row in rows] if is_multi_label(store) else rows
+
+
+def _labels(store: Store):
     by_source: dict[str, dict[int, Label]] = {}
     for lab in store.labels():
         by_source.setdefault(lab.source, {})[lab.chunk_id] = lab
-    final = store.final_labels()
-    rows = []
-    for chunk in store.chunks():
-        cid = chunk.id
-        human = by_source.get(policy.HUMAN, {}).get(cid)
-        large = by_source.get(policy.LARGE, {}).get(cid)
-        small = by_source.get(policy.SMALL, {}).get(cid)
-        student = by_source.get(policy.STUDENT, {}).get(cid)
-        chosen = final.get(cid)
-        if chosen is not None:
-            status = "ok"
-        elif human is not None:  # a person discarded it: it has no label, on purpose
-            chosen, status = human, "discarded"
-        elif large is not None or small is not None:
-            status = "unlabeled"
+    return by_source, store.final_labels()
+
+
+def _row(chunk, by_source: dict, final: dict) -> dict:
+    """One chunk's export row (label columns as stored)."""
+    cid = chunk.id
+    human = by_source.get(policy.HUMAN, {}).get(cid)
+    large = by_source.get(policy.LARGE, {}).get(cid)
+    small = by_source.get(policy.SMALL, {}).get(cid)
+    student = by_source.get(policy.STUDENT, {}).get(cid)
+    chosen = final.get(cid)
+    if chosen is not None:
+        status = "ok"
+    elif human is not None:  # a person discarded it: it has no label, on purpose
+        chosen, status = human, "discarded"
+    elif large is not None or small is not None:
+        status = "unlabeled"
+    else:
+        status = "none"
+    return {
+        "chunk_id": cid, "text": chunk.text, "source": chunk.source, "position": chunk.position,
+        "split": chunk.split,
+        "label": chosen.label if chosen is not None and status == "ok" else None,
+        "label_source": chosen.source if chosen is not None else None,
+        "status": status,
+        "confidence": chosen.confidence if chosen is not None and status == "ok" else None,
+        **_source_columns("llm_small", small), **_source_columns("llm_large", large),
+        "human_label": human.label if human is not None else None,
+        "human_status": human.status if human is not None else None,
+        "student_label": student.label if student is not None else None,
+        "student_confidence": student.confidence if student is not None else None,
+    }
+
+
+def _as_sets(row: dict) -> dict:
+    """A row's label columns as lists of classes (multi-label), under their plural names."""
+    out = {}
+    for key, value in row.items():
+        if key == "label" or key.endswith("_label"):
+            out[key + "s"] = policy.decode_set(value) if value is not None else None
         else:
-            status = "none"
-        rows.append({
-            "chunk_id": cid, "text": chunk.text, "source": chunk.source, "position": chunk.position,
-            "split": chunk.split,
-            "label": chosen.label if chosen is not None and status == "ok" else None,
-            "label_source": chosen.source if chosen is not None else None,
-            "status": status,
-            "confidence": chosen.confidence if chosen is not None and status == "ok" else None,
-            **_source_columns("llm_small", small), **_source_columns("llm_large", large),
-            "human_label": human.label if human is not None else None,
-            "human_status": human.status if human is not None else None,
-            "student_label": student.label if student is not None else None,
-            "student_confidence": student.confidence if student is not None else None,
-        })
-    return rows
+            out[key] = value
+    return out
+
+
+def _cell(value):
+    """A CSV cell: empty for none, a label set as its JSON list."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
 
 
 def _source_columns(prefix: str, lab: Label | None) -> dict:
@@ -87,8 +124,8 @@ def export_labels(store: Store, out_path: Path, fmt: str = "jsonl") -> int:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS, quoting=csv.QUOTE_MINIMAL)
+            writer = csv.DictWriter(f, fieldnames=columns(is_multi_label(store)), quoting=csv.QUOTE_MINIMAL)
             writer.writeheader()
-            writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     os.replace(tmp, out_path)
     return len(rows)

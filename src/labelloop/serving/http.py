@@ -53,7 +53,10 @@ def create_app(model_dir: Path, *, token: str | None = None, runtime: str = "aut
         return JSONResponse({"predictions": await run_in_threadpool(run, texts)})
 
     async def info(request: Request) -> JSONResponse:
-        return JSONResponse({"model": str(model_dir), "classes": list(student.classes_), "runtime": used})
+        multi = bool(getattr(student, "multi_label", False))
+        extra = {"multi_label": True, "thresholds": dict(zip(student.classes_, map(float, student.thresholds_)))} \
+            if multi else {}
+        return JSONResponse({"model": str(model_dir), "classes": list(student.classes_), "runtime": used, **extra})
 
     app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/", info)])
     return Guard(app, token=token, csrf_token=None, name="prediction server", command="labelloop serve")

@@ -11,7 +11,7 @@ import numpy as np
 
 from labelloop.files import sha256_file, usable_cpus
 from labelloop.classify import folder as fmt
-from labelloop.classify.head import head_proba
+from labelloop.classify.head import head_proba, multi_head_proba
 from labelloop.classify.student_input import StudentInput
 from labelloop.errors import LabelloopError, ModelNotAvailableError
 
@@ -67,6 +67,9 @@ class OnnxStudent:
         info = self._read_onnx_meta(folder)
         self.classes_ = list(meta["classes"])
         self.coef_, self.intercept_ = fmt.load_head(folder, len(self.classes_))
+        self.multi_label = bool(meta.get("multi_label"))
+        if self.multi_label:
+            self.thresholds_ = np.array([float(meta["thresholds"][c]) for c in self.classes_])
         head_path = folder / fmt.HEAD_FILE
         if info.get("head_sha256") and info["head_sha256"] != file_digest(head_path):
             raise ModelNotAvailableError(
@@ -161,11 +164,17 @@ class OnnxStudent:
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        return head_proba(self.embed(texts), self.coef_, self.intercept_)
+        proba = multi_head_proba if self.multi_label else head_proba
+        return proba(self.embed(texts), self.coef_, self.intercept_)
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        """The most probable class of each text."""
-        return [self.classes_[i] for i in np.argmax(self.predict_proba(texts), axis=1)]
+    def predict(self, texts: Sequence[str]) -> list:
+        """The most probable class of each text; multi-label: each text's label set by its thresholds."""
+        probs = self.predict_proba(texts)
+        if self.multi_label:
+            from labelloop.classify.thresholds import apply_thresholds
+
+            return apply_thresholds(probs, self.thresholds_, self.classes_)
+        return [self.classes_[i] for i in np.argmax(probs, axis=1)]
 
     def __repr__(self) -> str:
         return f"OnnxStudent({str(self.model_dir)!r}, quantized={getattr(self, 'quantized', None)})"

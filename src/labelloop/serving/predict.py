@@ -71,8 +71,27 @@ def _onnxruntime_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def prediction_fields(p: np.ndarray, classes: list[str]) -> dict:
-    """label, confidence, probs and source of one probability row."""
+def thresholds_of(student) -> np.ndarray | None:
+    """A multi-label student's per-class decision thresholds; None for a single-label one."""
+    return np.asarray(student.thresholds_, dtype=np.float64) if getattr(student, "multi_label", False) else None
+
+
+def prediction_fields(p: np.ndarray, classes: list[str], thresholds: np.ndarray | None = None) -> dict:
+    """label, confidence, probs and source of one probability row.
+
+    Multi-label (thresholds given): `labels` (every class whose probability reaches its threshold, maybe
+    none), each class's probability, the thresholds, and the least sure decision as the confidence.
+    """
+    if thresholds is not None:
+        from labelloop.classify.thresholds import apply_thresholds
+
+        return {
+            "labels": apply_thresholds(p[None, :], thresholds, classes)[0],
+            "confidence": float(np.min(np.maximum(p, 1.0 - p))),
+            "probs": {c: float(v) for c, v in zip(classes, p)},
+            "thresholds": {c: float(t) for c, t in zip(classes, thresholds)},
+            "source": policy.STUDENT,
+        }
     i = int(np.argmax(p))
     return {
         "label": classes[i],
@@ -86,6 +105,7 @@ def iter_predictions(
     student, texts: Sequence[str], student_input, batch_size: int = 64, *, progress: bool = True
 ) -> Iterator[dict]:
     classes = list(student.classes_)
+    thresholds = thresholds_of(student)
     columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("predict", total=len(texts), rate="")
@@ -93,7 +113,7 @@ def iter_predictions(
             batch = list(texts[start:start + batch_size])
             probs = student.predict_proba(student_input(batch))
             for text, p in zip(batch, probs):
-                yield {"text": text, **prediction_fields(p, classes)}
+                yield {"text": text, **prediction_fields(p, classes, thresholds)}
             bar.update(task, advance=len(batch))
 
 

@@ -31,8 +31,10 @@ from labelloop.serving.predict import (
     load_predictor,
     make_chunker,
     pick_runtime,
+    prediction_fields,
     print_problem,
     student_input_for,
+    thresholds_of,
 )
 
 INSTALL_HINT = "pip install 'labelloop[ray]'"
@@ -142,6 +144,7 @@ class _Predictor:
         self.student = load_predictor(Path(model_dir), runtime)
         self.prepare = student_input_for(Path(model_dir))
         self.classes = list(self.student.classes_)
+        self.thresholds = thresholds_of(self.student)
         self.log = log
 
     def __call__(self, batch):
@@ -150,17 +153,22 @@ class _Predictor:
 
         texts = batch.column("text").to_pylist()
         probs = np.asarray(self.student.predict_proba(self.prepare(texts)), dtype=np.float64)
-        best = probs.argmax(axis=1)
-        out = pa.table({
-            "input": batch.column("input"),
-            "position": batch.column("position"),
-            "text": batch.column("text"),
-            "label": pa.array([self.classes[i] for i in best], pa.string()),
-            "confidence": pa.array(probs[np.arange(len(best)), best], pa.float64()),
-            "probs": pa.StructArray.from_arrays([pa.array(probs[:, j], pa.float64()) for j in range(len(self.classes))],
-                                                names=self.classes),
-            "source": pa.array([policy.STUDENT] * len(texts), pa.string()),
-        })
+        columns = {"input": batch.column("input"), "position": batch.column("position"), "text": batch.column("text")}
+        per_class = pa.StructArray.from_arrays([pa.array(probs[:, j], pa.float64()) for j in range(len(self.classes))],
+                                               names=self.classes)
+        if self.thresholds is None:
+            best = probs.argmax(axis=1)
+            columns["label"] = pa.array([self.classes[i] for i in best], pa.string())
+            columns["confidence"] = pa.array(probs[np.arange(len(best)), best], pa.float64())
+            columns["probs"] = per_class
+        else:  # the same fields as predict.prediction_fields
+            rows = [prediction_fields(p, self.classes, self.thresholds) for p in probs]
+            columns["labels"] = pa.array([r["labels"] for r in rows], pa.list_(pa.string()))
+            columns["confidence"] = pa.array([r["confidence"] for r in rows], pa.float64())
+            columns["probs"] = per_class
+            columns["thresholds"] = pa.array([r["thresholds"] for r in rows])
+        columns["source"] = pa.array([policy.STUDENT] * len(texts), pa.string())
+        out = pa.table(columns)
         import ray
 
         ray.get(self.log.add_rows.remote(len(texts)))  # counted before the batch is handed on
