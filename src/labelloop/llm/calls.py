@@ -70,7 +70,9 @@ class CallLog:
     @staticmethod
     def classify_key(backend: Backend, task: LabelTask) -> tuple[str, dict]:
         """(key, inputs) of a labeling request: the backend, the task, and what else shapes the answer."""
-        inputs = {"kind": "classify", "task": task_inputs(task), "params": getattr(backend, "cache_params", {})}
+        params_for = getattr(backend, "cache_params_for", None)  # backends whose params depend on the task
+        params = params_for(task) if params_for is not None else getattr(backend, "cache_params", {})
+        inputs = {"kind": "classify", "task": task_inputs(task), "params": params}
         return call_key(backend.identity, inputs), inputs
 
     @staticmethod

@@ -8,6 +8,11 @@ adapts (AIMD, labelloop.llm.limiter) when the server answers 429 or 503, or a re
 times out (it still occupies the server). The request shape for a constrained answer is
 negotiated once per server and model (labelloop.llm.shapes), and timeouts fit the server
 (labelloop.llm.timeouts).
+
+A multi-label task (LabelTask.multi_label) is one call per chunk too: the same shapes with the
+label-set schema, its reply read by parse_label_set, and each class's probability from the
+logprobs or from agreement across samples (labelloop.llm.label_sets), never a number the model
+typed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +34,14 @@ from openai import AsyncOpenAI
 from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
+from labelloop import labels as policy
 from labelloop.config import LLMSection
 from labelloop.errors import LLMError
+from labelloop.llm import label_sets
 from labelloop.llm.base import Classification, Generation, LabelTask, RequestRejectedError
-from labelloop.llm.parse import ParseError, parse_label_span
+from labelloop.llm.parse import ParseError, parse_label_set, parse_label_span
 from labelloop.llm.prompts import (
+    LABELS_CUE,
     AnswerFormat,
     PromptSet,
     build_label_messages,
@@ -41,10 +49,19 @@ from labelloop.llm.prompts import (
     render_completion,
 )
 from labelloop.llm.limiter import AdaptiveLimit
-from labelloop.llm.shapes import SHAPES, Negotiation, is_context_error, label_schema, response_format, shape_problem
+from labelloop.llm.shapes import (
+    SHAPES,
+    Negotiation,
+    is_context_error,
+    label_schema,
+    label_set_schema,
+    response_format,
+    shape_problem,
+)
 from labelloop.llm.timeouts import AdaptiveTimeout
 
 PARSE_RETRIES = 2
+SET_PARSE_RETRIES = 1  # a multi-label reply that cannot be read is asked again once, then stored unlabeled
 MAX_RETRY_AFTER_S = 120.0
 _RETRY_STATUS = {408, 409, 425, 429}
 _OVERLOAD_STATUS = {429, 503}  # the server is full: fewer requests in flight
@@ -209,6 +226,16 @@ class OpenAIBackend:
                 "prompts": self.prompts.fingerprint, "max_tokens": s.max_tokens,
                 "shape": self.negotiation.shape, "logprobs": self.negotiation.logprobs}
 
+    def cache_params_for(self, task: LabelTask) -> dict:
+        """cache_params for this task: a multi-label task's prompt fingerprint covers its own templates.
+
+        (A single-label task's is cache_params itself, so its keys stay as they were.)
+        """
+        params = self.cache_params
+        if task.multi_label:
+            params = {**params, "prompts": self.prompts.multi_fingerprint}
+        return params
+
     # ------------------------------------------------------------ what the server takes, remembered
 
     @property
@@ -356,13 +383,15 @@ class OpenAIBackend:
     # ------------------------------------------------------------ requests
 
     def _body(self, messages: list[dict], classes: Sequence[str], fmt: AnswerFormat,
-              temperature: float | None = None, logprobs: bool = True) -> dict:
+              temperature: float | None = None, logprobs: bool = True, multi: bool = False) -> dict:
+        """The request body; multi asks for a label set (its schema, or the `Labels:` cue)."""
         s = self.settings
         body: dict[str, Any] = {"model": self.model, "max_tokens": s.max_tokens,
                                 "temperature": s.temperature if temperature is None else temperature}
         want_lp = logprobs and self.negotiation.logprobs
         if self.completion_mode:
-            body["prompt"] = render_completion(messages, "Final label:" if classes else None)
+            cue = LABELS_CUE if multi else "Final label:"
+            body["prompt"] = render_completion(messages, cue if classes else None)
             if classes and self.use_stop:
                 body["stop"] = ["\n"]
             if want_lp and classes:
@@ -370,7 +399,8 @@ class OpenAIBackend:
             return body
         body["messages"] = messages
         if classes and fmt == "json":
-            rf = response_format(self.negotiation.shape, label_schema(classes))
+            schema, name = (label_set_schema(classes), "label_set") if multi else (label_schema(classes), "label")
+            rf = response_format(self.negotiation.shape, schema, name)
             if rf is not None:
                 body["response_format"] = rf
         if want_lp and classes:
@@ -435,7 +465,10 @@ class OpenAIBackend:
         while True:
             fmt = self._fmt()
             try:
-                result = await self._classify(task, fmt, stats)
+                if task.multi_label:
+                    result = await self._classify_set(task, fmt, stats)
+                else:
+                    result = await self._classify(task, fmt, stats)
             except _BadRequest as exc:
                 if is_context_error(exc.message):
                     raise self._too_long(exc) from None
@@ -465,26 +498,34 @@ class OpenAIBackend:
             f"the server at {self.base_url} refused the request for model {self.model} "
             f"(HTTP {exc.status}: {exc.message}); the document is too long for the model: {hint}")
 
-    async def _classify(self, task: LabelTask, fmt: AnswerFormat, stats: _Stats) -> Classification:
-        classes = list(task.classes)
-        first = build_label_messages(task, fmt, self.prompts)
-        messages = first
+    async def _until_readable(self, messages: list[dict], classes: list[str], fmt: AnswerFormat, stats: _Stats,
+                              read: Callable[[str], Any], rounds: int,
+                              multi: bool = False) -> tuple[Any, str, str, Any, dict]:
+        """Ask; while a reply cannot be read, show the model why and ask again, `rounds` replies at most.
+
+        Returns (what read() found or None, the last reply, the last parse error, response, body).
+        """
         raw, error, resp, body = "", "", None, {}
-        found: tuple[str, int | None] | None = None
-        for _round in range(1 + PARSE_RETRIES):
-            body = self._body(messages, classes, fmt)
+        for _round in range(rounds):
+            body = self._body(messages, classes, fmt, multi=multi)
             try:
                 resp = await self._send(body, stats, kind="label")
                 raw = self._text(resp)
             except _Malformed as exc:
                 raise LLMError(f"the server at {self.base_url} (model {self.model}) gave an unusable answer: {exc}") from None
             try:
-                found = _parse(raw, classes, fmt)
-                break
+                return read(raw), raw, "", resp, body
             except ParseError as exc:
                 error = str(exc)
                 messages = [*messages, {"role": "assistant", "content": raw},
-                            correction_message(error, classes, fmt, self.prompts)]
+                            correction_message(error, classes, fmt, self.prompts, multi_label=multi)]
+        return None, raw, error, resp, body
+
+    async def _classify(self, task: LabelTask, fmt: AnswerFormat, stats: _Stats) -> Classification:
+        classes = list(task.classes)
+        first = build_label_messages(task, fmt, self.prompts)
+        found, raw, error, resp, body = await self._until_readable(
+            first, classes, fmt, stats, lambda raw: _parse(raw, classes, fmt), 1 + PARSE_RETRIES)
         common = dict(request=body, response=_dump(resp), prompt_tokens=stats.prompt_tokens,
                       completion_tokens=stats.completion_tokens)
         if found is None:
@@ -519,6 +560,46 @@ class OpenAIBackend:
         best = max(votes.values())
         winner = label if votes[label] == best else sorted(c for c in votes if votes[c] == best)[0]
         return winner, {c: votes.get(c, 0) / total for c in classes}
+
+    async def _classify_set(self, task: LabelTask, fmt: AnswerFormat, stats: _Stats) -> Classification:
+        """Label one chunk with a set of classes (possibly none): one call, read by parse_label_set.
+
+        An unreadable reply is asked again once with the error shown, then stored unlabeled with
+        its raw text. Per-class probabilities: logprobs, else agreement across samples, else None.
+        """
+        classes = list(task.classes)
+        first = build_label_messages(task, fmt, self.prompts)
+        chosen, raw, error, resp, body = await self._until_readable(
+            first, classes, fmt, stats, lambda raw: parse_label_set(raw, classes), 1 + SET_PARSE_RETRIES,
+            multi=True)
+        common = {"request": body, "response": _dump(resp), "multi_label": True}
+        if chosen is None:
+            return Classification(label=None, probs=None, raw=raw,
+                                  reason=f"no label set in {1 + SET_PARSE_RETRIES} replies; last problem: {error}",
+                                  prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
+                                  attempts=stats.attempts, faults=dict(stats.faults), **common)
+        tokens = _token_alternatives(resp.choices[0], self.completion_mode) if resp is not None else []
+        probs = label_sets.probs_from_logprobs(tokens, raw, chosen, classes)
+        if probs is None and self.settings.samples > 1:
+            chosen, probs = await self._set_agreement(first, classes, fmt, chosen, stats)
+        return Classification(label=policy.encode_set(chosen, classes), probs=probs, raw=raw,
+                              prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
+                              attempts=stats.attempts, faults=dict(stats.faults), **common)
+
+    async def _set_agreement(self, messages: list[dict], classes: list[str], fmt: AnswerFormat,
+                             chosen: list[str], stats: _Stats) -> tuple[list[str], dict[str, float]]:
+        """k samples (the first is the answer already given): each class's share of the sets holding it."""
+        temperature = max(self.settings.temperature, 0.7)
+
+        async def one() -> list[str] | None:
+            body = self._body(messages, classes, fmt, temperature=temperature, logprobs=False, multi=True)
+            try:
+                return parse_label_set(self._text(await self._send(body, stats)), classes)
+            except (ParseError, _Malformed):
+                return None
+
+        others = await asyncio.gather(*(one() for _ in range(self.settings.samples - 1)))
+        return label_sets.agreement(chosen, others, classes)
 
     def _logprob_probs(self, resp: Any, raw: str, label: str, offset: int | None,
                        classes: list[str], names: list[str]) -> dict[str, float] | None:

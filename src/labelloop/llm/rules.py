@@ -36,8 +36,8 @@ def _clean(text: str) -> str:
 
 
 async def _write(call_log: CallLog, backend: Backend, *, description: str, classes: Sequence[str],
-                 samples: Sequence[str], prompts: PromptSet | None = None) -> Generation:
-    messages = build_rules_messages(description, classes, samples, prompts)
+                 samples: Sequence[str], prompts: PromptSet | None = None, multi_label: bool = False) -> Generation:
+    messages = build_rules_messages(description, classes, samples, prompts, multi_label=multi_label)
     gen = await call_log.generate(backend, messages, "rules", max_tokens=_max_tokens(backend), temperature=0.0)
     missing = missing_classes(gen.text, classes)
     if missing:
@@ -56,10 +56,10 @@ async def _write(call_log: CallLog, backend: Backend, *, description: str, class
 
 
 async def write_rules(call_log: CallLog, backend: Backend, *, description: str, classes: Sequence[str],
-                      samples: Sequence[str], prompts: PromptSet | None = None) -> str:
-    """Numbered labeling rules (default class, edge cases) from the description and sample chunks."""
+                      samples: Sequence[str], prompts: PromptSet | None = None, multi_label: bool = False) -> str:
+    """Numbered labeling rules (default class, edge cases; multi-label: when each label applies)."""
     gen = await _write(call_log, backend, description=description, classes=classes, samples=samples,
-                       prompts=prompts)
+                       prompts=prompts, multi_label=multi_label)
     return _clean(gen.text)
 
 
@@ -90,14 +90,15 @@ def description_rules(description: str, classes: Sequence[str]) -> str:
 
 async def create_rules(store: Store, backend: Backend, *, description: str, classes: Sequence[str],
                        samples: Sequence[str], call_log: CallLog | None = None,
-                       prompts: PromptSet | None = None, notes: list[str] | None = None) -> Rules:
+                       prompts: PromptSet | None = None, notes: list[str] | None = None,
+                       multi_label: bool = False) -> Rules:
     """Write rules with the backend and store them as a new version authored by its model.
 
     Rules that only restate the class names are replaced by the description (noted in `notes`);
     people can edit them in the review app or with `labelloop rules edit`.
     """
     gen = await _write(call_log or CallLog(store), backend, description=description, classes=classes,
-                       samples=samples, prompts=prompts)
+                       samples=samples, prompts=prompts, multi_label=multi_label)
     writer = getattr(backend, "generate_model", backend.model)
     text = _clean(gen.text)
     if says_nothing(text, classes) and not says_nothing(description, classes):

@@ -13,6 +13,9 @@ tried in this order, once per server and model, and the one that works is rememb
 Logprobs (`logprobs`, `top_logprobs`) are negotiated the same way: a server that refuses them is
 asked without, and the label's confidence then comes from agreement across samples, or is null.
 
+A multi-label task asks with label_set_schema ({"labels": [...]}) in the same shapes; the shape a
+server takes is one per server and model, whichever kind of task found it.
+
 A 4xx (other than auth, not-found, rate limits and a too-long prompt), or a 5xx whose body names a
 request field, is a shape problem: the next shape is tried at once, never retried as a fault.
 """
@@ -43,10 +46,18 @@ def label_schema(classes: Sequence[str]) -> dict:
             "required": ["label"], "additionalProperties": False}
 
 
-def response_format(shape: str, schema: dict) -> dict | None:
-    """The request's response_format for a shape (None: send none)."""
+def label_set_schema(classes: Sequence[str]) -> dict:
+    """The JSON schema of a multi-label answer: {"labels": the classes that apply, each once; [] for none}."""
+    return {"type": "object",
+            "properties": {"labels": {"type": "array", "items": {"type": "string", "enum": list(classes)},
+                                      "uniqueItems": True}},
+            "required": ["labels"], "additionalProperties": False}
+
+
+def response_format(shape: str, schema: dict, name: str = "label") -> dict | None:
+    """The request's response_format for a shape (None: send none); name names the json_schema."""
     if shape == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "label", "strict": True, "schema": schema}}
+        return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
     if shape == "json_object+schema":
         return {"type": "json_object", "schema": schema}
     if shape == "json_object":

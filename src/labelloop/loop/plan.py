@@ -115,7 +115,8 @@ def estimate(config: Config, n_chunks: int, avg_chars: float | None = None) -> P
     answer = max(len(c) for c in classes) / CHARS_PER_TOKEN + 8
     plan = Plan(n_chunks=n_chunks, avg_chars=avg)
 
-    rules_msgs = build_rules_messages(desc, classes, [sample] * min(RULES_SAMPLES, n_chunks), prompts)
+    rules_msgs = build_rules_messages(desc, classes, [sample] * min(RULES_SAMPLES, n_chunks), prompts,
+                                      multi_label=config.multi_label)
     rules_calls = 2  # one draft, at most one rewrite when a class is missing
     plan.rows.append(RolePlan("rules", _name(large), 1, rules_calls, rules_calls * _tokens(rules_msgs),
                               rules_calls * large.rules_max_tokens, None))
@@ -123,7 +124,8 @@ def estimate(config: Config, n_chunks: int, avg_chars: float | None = None) -> P
     if config.review.relabel_suspects:
         roles.append(("re-labels", large, n_train, shots))  # at most every training label, once per rules version
     for role, settings, n, examples in roles:
-        msgs = build_label_messages(LabelTask(sample, tuple(classes), rules_text, desc, examples), "text", prompts)
+        task = LabelTask(sample, tuple(classes), rules_text, desc, examples, multi_label=config.multi_label)
+        msgs = build_label_messages(task, "text", prompts)
         most = n * _attempts(settings)
         plan.rows.append(RolePlan(role, _name(settings), n, most, most * _tokens(msgs), int(most * answer), None))
     for row in plan.rows:
