@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from labelloop import labels as policy
 from labelloop.errors import LabelloopError, StoreError
-from labelloop.review.records import Record, load
+from labelloop.review.records import Record, Snapshot, load, multi_label_of
 from labelloop.store import Store
 
 ACTIONS = ("accept", "correct", "discard")
@@ -35,10 +35,14 @@ class Outcome:
     state: str
     review_id: int | None = None
     message: str | None = None
+    multi_label: bool = False  # `label` is an encoded label set (labelloop.labels.encode_set)
 
     def to_dict(self) -> dict:
-        return {"chunk_id": self.chunk_id, "action": self.action, "label": self.label, "state": self.state,
-                "review_id": self.review_id, "message": self.message}
+        out = {"chunk_id": self.chunk_id, "action": self.action, "label": self.label, "state": self.state,
+               "review_id": self.review_id, "message": self.message}
+        if self.multi_label:
+            out["labels"] = policy.decode_set(self.label) if self.state == "submitted" else None
+        return out
 
 
 def human_state(store: Store, chunk_id: int) -> dict | None:
@@ -47,7 +51,8 @@ def human_state(store: Store, chunk_id: int) -> dict | None:
     return {"label": labs[0].label, "status": labs[0].status} if labs else None
 
 
-def _record(store: Store, chunk_id: int) -> Record:
+def _snapshot(store: Store, chunk_id: int) -> Snapshot:
+    """The one-record snapshot of a reviewable chunk (its mode and classes with it)."""
     try:
         store.chunk(chunk_id)
     except StoreError:
@@ -55,20 +60,40 @@ def _record(store: Store, chunk_id: int) -> Record:
     snap = load(store, [chunk_id])
     if chunk_id not in snap.by_id:
         raise ActionError(f"chunk {chunk_id} has no split or label yet, so it cannot be reviewed", 409)
-    return snap.by_id[chunk_id]
+    return snap
+
+
+def _record(store: Store, chunk_id: int) -> Record:
+    return _snapshot(store, chunk_id).by_id[chunk_id]
 
 
 def apply(store: Store, chunk_id: int, action: str, label: str | None = None,
-          reviewer: str | None = None, classes: list[str] | None = None) -> Outcome:
-    """Write one human label and its review row; the later of two saves wins, both are logged."""
+          reviewer: str | None = None, classes: list[str] | None = None,
+          labels: list[str] | None = None) -> Outcome:
+    """Write one human label and its review row; the later of two saves wins, both are logged.
+
+    A multi-label project takes a correction as `labels` (a list; [] is "none of them"), stored encoded.
+    """
     if action not in ACTIONS:
         raise ActionError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-    record = _record(store, chunk_id)
-    status = "ok"
+    snap = _snapshot(store, chunk_id)
+    record = snap.by_id[chunk_id]
+    if snap.multi_label:
+        label, status = _set_to_save(record, action, labels, snap.classes)
+    else:
+        label, status = _label_to_save(record, action, label, classes)
+    review_id, _previous = store.record_review(chunk_id, action, label, status, reviewer)
+    return Outcome(chunk_id, action, label, "discarded" if status == "discarded" else "submitted", review_id,
+                   multi_label=snap.multi_label)
+
+
+def _label_to_save(record: Record, action: str, label: str | None,
+                   classes: list[str] | None) -> tuple[str | None, str]:
+    """Single-label: the (label, status) an action writes."""
     if action == "accept":
         label = record.suggestion[0]
         if label is None:
-            raise ActionError(f"chunk {chunk_id} has no suggestion to accept (the LLM left it unlabeled and "
+            raise ActionError(f"chunk {record.id} has no suggestion to accept (the LLM left it unlabeled and "
                               "the student has not predicted it); pick a class instead", 409)
     elif action == "correct":
         if classes and label not in classes:
@@ -76,24 +101,57 @@ def apply(store: Store, chunk_id: int, action: str, label: str | None = None,
         if not label:
             raise ActionError("a correction needs a label; pick one of the classes")
     else:
-        label, status = None, "discarded"
-    review_id, _previous = store.record_review(chunk_id, action, label, status, reviewer)
-    return Outcome(chunk_id, action, label, "discarded" if status == "discarded" else "submitted", review_id)
+        return None, policy.DISCARDED
+    return label, policy.OK
+
+
+def _set_to_save(record: Record, action: str, labels, classes: list[str]) -> tuple[str | None, str]:
+    """Multi-label: the (encoded label set, status) an action writes."""
+    if action == "discard":
+        return None, policy.DISCARDED
+    if action == "accept":
+        chosen = record.suggestion_set
+        if chosen is None:
+            raise ActionError(f"chunk {record.id} has no suggestion to accept (the LLM left it unlabeled and "
+                              "the student has not predicted it); toggle its labels, or choose none of them, "
+                              "and save that instead", 409)
+        unknown = [c for c in chosen if c not in classes]
+        if unknown:
+            raise ActionError(f"chunk {record.id}'s suggestion {chosen} holds {unknown}, which are not among the "
+                              f"classes {classes}; pick its labels instead", 409)
+        return policy.encode_set(chosen, classes), policy.OK
+    return policy.encode_set(checked_labels(labels, classes), classes), policy.OK
+
+
+def checked_labels(labels, classes: list[str]) -> list[str]:
+    """A multi-label correction's `labels`, checked: a list of class names ([] means none of them)."""
+    example = f"e.g. {[classes[0]] if classes else ['a class']}, or [] for none of them"
+    if labels is None:
+        raise ActionError(f"a correction in this multi-label project needs `labels`, a list of classes from "
+                          f"{classes} ({example}); got none")
+    if not isinstance(labels, list) or not all(isinstance(c, str) for c in labels):
+        raise ActionError(f"labels must be a list of class names ({example}), got {labels!r}")
+    unknown = [c for c in labels if c not in classes]
+    if unknown:
+        raise ActionError(f"labels {unknown} are not among the classes {classes}; pick from those, "
+                          "or send [] for none of them")
+    return labels
 
 
 def bulk_accept(store: Store, chunk_ids: list[int], reviewer: str | None = None) -> list[Outcome]:
     """Accept the suggestion of every pending chunk listed; others are reported, not changed."""
+    multi = multi_label_of(store)
     outcomes = []
     for cid in chunk_ids:
         try:
             record = _record(store, cid)
             if record.state != "pending":
                 outcomes.append(Outcome(cid, "skip", record.given_label, record.state,
-                                        message=f"already {record.state}; left as it is"))
+                                        message=f"already {record.state}; left as it is", multi_label=multi))
                 continue
             outcomes.append(apply(store, cid, "accept", reviewer=reviewer))
         except ActionError as exc:
-            outcomes.append(Outcome(cid, "skip", None, "pending", message=str(exc)))
+            outcomes.append(Outcome(cid, "skip", None, "pending", message=str(exc), multi_label=multi))
     return outcomes
 
 
@@ -115,6 +173,7 @@ def undo(store: Store, reviewer: str | None, count: int = 1) -> list[Outcome]:
     """
     if count < 1:
         raise ActionError(f"count must be at least 1, got {count}")
+    multi = multi_label_of(store)
     outcomes = []
     with _REVIEW_LOCK:
         for review in reversed(undoable(store, reviewer)[-count:]):
@@ -125,7 +184,8 @@ def undo(store: Store, reviewer: str | None, count: int = 1) -> list[Outcome]:
                                  previous={**(current or {}), "undoes": review.id, "restored": False},
                                  reviewer=reviewer)
                 outcomes.append(Outcome(review.chunk_id, "undo", current["label"] if current else None,
-                                        _state(current), message="changed by someone else since; left as it is"))
+                                        _state(current), message="changed by someone else since; left as it is",
+                                        multi_label=multi))
                 continue
             if restored is None:
                 store.delete_label(review.chunk_id, policy.HUMAN)
@@ -135,7 +195,7 @@ def undo(store: Store, reviewer: str | None, count: int = 1) -> list[Outcome]:
                                    previous={**(current or {}), "undoes": review.id, "restored": True},
                                    reviewer=reviewer)
             outcomes.append(Outcome(review.chunk_id, "undo", restored["label"] if restored else None,
-                                    _state(restored), rid))
+                                    _state(restored), rid, multi_label=multi))
     return outcomes
 
 

@@ -17,9 +17,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from labelloop.errors import LabelloopError
-from labelloop.review import actions, queues
+from labelloop.review import actions, multi, queues
 from labelloop.review.highlight import Highlighter
-from labelloop.review.records import Snapshot, classes_of, load
+from labelloop.review.records import Record, Snapshot, classes_of, load
 from labelloop.web.guard import CSRF_FIELD, Guard, is_loopback, new_csrf_token
 from labelloop.store import Store
 
@@ -70,13 +70,18 @@ class ReviewApp:
         return HTMLResponse(html, http_status)
 
     def common(self, snap: Snapshot) -> dict:
-        return {
-            "queues": [(q, n) for q, n in zip(queues.QUEUES, queues.counts(snap).values(), strict=True)],
+        listed = queues.queue_list(snap.multi_label)
+        out = {
+            "queues": [(q, n) for q, n in zip(listed, queues.counts(snap).values(), strict=True)],
             "class_counts": queues.class_counts(snap),
             "classes": snap.classes,
             "progress": queues.progress(snap),
             "rules": self.store.rules(),
+            "multi_label": snap.multi_label,
         }
+        if snap.multi_label:
+            out["label_disagreements"] = queues.label_disagreements(snap)
+        return out
 
     def error_page(self, status: int, message: str) -> HTMLResponse:
         snap = self.snapshot()
@@ -90,19 +95,36 @@ class ReviewApp:
 
     def queue_page(self, request: Request) -> Response:
         name = request.path_params["name"]
+        snap = self.snapshot()
         try:
-            queue = queues.queue_by_name(name)
+            queue = queues.queue_by_name(name, snap.multi_label)
         except LabelloopError as exc:
             return self.error_page(404, str(exc))
         cls = request.query_params.get("cls") or None
-        snap = self.snapshot()
         items, note = queues.records(snap, name, cls)
         page_items, page, pages = queues.page_of(items, _int(request.query_params.get("page"), 1))
         highlighter = Highlighter.from_store(self.store)
-        shown = [(r, highlighter.segments(r.chunk.text)) for r in page_items]
+        shown = [(r, highlighter.segments(r.chunk.text), self._label_rows(snap, r)) for r in page_items]
         return self.render(
             "queue.html", queue=queue, active=name, cls=cls, records=shown, page=page, pages=pages,
             total=len(items), note=note, highlight_problem=highlighter.problem, **self.common(snap))
+
+    @staticmethod
+    def _label_rows(snap: Snapshot, record: Record) -> list[multi.LabelRow] | None:
+        """Multi-label: what each label of the record shows; None in a single-label project."""
+        return multi.rows(record, snap.classes, snap.thresholds) if snap.multi_label else None
+
+    def record_dict(self, snap: Snapshot, record: Record) -> dict:
+        """A record as the API gives it; multi-label adds its label sets and one entry per label."""
+        out = record.to_dict()
+        if snap.multi_label:
+            out.update(multi_label=True, suggestion_labels=record.suggestion_set,
+                       per_label=[row.to_dict() for row in self._label_rows(snap, record)])
+            for side, labels in (("llm", record.llm_set), ("student", record.student_set),
+                                 ("human", record.human_set)):
+                if out[side] is not None:
+                    out[side]["labels"] = labels
+        return out
 
     def rules_page(self, request: Request) -> Response:
         snap = self.snapshot()
@@ -141,31 +163,38 @@ class ReviewApp:
     # ------------------------------------------------------------------ JSON API
 
     def api_session(self, request: Request) -> Response:
-        return JSONResponse({"csrf_token": self.csrf, "classes": self.snapshot().classes})
+        snap = self.snapshot()
+        out = {"csrf_token": self.csrf, "classes": snap.classes}
+        if snap.multi_label:
+            out.update(multi_label=True, thresholds=snap.thresholds)
+        return JSONResponse(out)
 
     def api_counts(self, request: Request) -> Response:
         snap = self.snapshot()
-        return JSONResponse({"queues": queues.counts(snap), "classes": queues.class_counts(snap),
-                             "progress": queues.progress(snap)})
+        out = {"queues": queues.counts(snap), "classes": queues.class_counts(snap),
+               "progress": queues.progress(snap)}
+        if snap.multi_label:
+            out["disagreements_by_label"] = queues.label_disagreements(snap)
+        return JSONResponse(out)
 
     def api_queue(self, request: Request) -> Response:
         name = request.path_params["name"]
+        snap = self.snapshot()
         try:
-            queues.queue_by_name(name)
+            queues.queue_by_name(name, snap.multi_label)
         except LabelloopError as exc:
             return JSONResponse({"error": str(exc)}, 404)
-        snap = self.snapshot()
         items, note = queues.records(snap, name, request.query_params.get("cls") or None)
         page_items, page, pages = queues.page_of(items, _int(request.query_params.get("page"), 1))
         return JSONResponse({"queue": name, "count": len(items), "page": page, "pages": pages, "note": note,
-                             "records": [r.to_dict() for r in page_items]})
+                             "records": [self.record_dict(snap, r) for r in page_items]})
 
     def api_record(self, request: Request) -> Response:
         cid = _int(request.path_params["chunk_id"], -1)
         snap = load(self.store, [cid])
         if cid not in snap.by_id:
             return JSONResponse({"error": f"no reviewable chunk with id {cid}"}, 404)
-        return JSONResponse(snap.by_id[cid].to_dict())
+        return JSONResponse(self.record_dict(snap, snap.by_id[cid]))
 
     def api_rules(self, request: Request) -> Response:
         rules = self.store.rules()
@@ -183,7 +212,8 @@ class ReviewApp:
             return _error(400, f"chunk_id must be an integer, got {body.get('chunk_id')!r}")
         classes = await run_in_threadpool(classes_of, self.store)
         return await self._run(lambda: actions.apply(
-            self.store, cid, str(body.get("action", "")), body.get("label"), _reviewer(body), classes).to_dict())
+            self.store, cid, str(body.get("action", "")), body.get("label"), _reviewer(body), classes,
+            labels=body.get("labels")).to_dict())
 
     async def api_bulk(self, request: Request) -> Response:
         body = await _json(request)

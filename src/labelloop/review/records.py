@@ -46,6 +46,28 @@ class Record:
             return self.student_label, policy.STUDENT, self.student.confidence
         return None, None, None
 
+    # Multi-label projects (classification.multi_label) store each label as a JSON set; these read them.
+
+    @property
+    def llm_set(self) -> list[str] | None:
+        """The LLM's label set ([] for none of them), or None when the LLM gave no usable answer."""
+        return None if self.llm_label is None else policy.decode_set(self.llm_label)
+
+    @property
+    def student_set(self) -> list[str] | None:
+        return None if self.student_label is None else policy.decode_set(self.student_label)
+
+    @property
+    def human_set(self) -> list[str] | None:
+        """The person's label set, or None when pending or discarded."""
+        return policy.decode_set(self.human.label) if self.state == "submitted" else None
+
+    @property
+    def suggestion_set(self) -> list[str] | None:
+        """The label set Accept takes (the LLM's, else the student's), or None."""
+        sug = self.suggestion[0]
+        return None if sug is None else policy.decode_set(sug)
+
     @property
     def given_label(self) -> str | None:
         """The label that counts now (labelloop.labels.final): a person's if any, else the LLM's."""
@@ -89,18 +111,23 @@ class Snapshot:
     by_id: dict[int, Record] = field(default_factory=dict)
     issues: list[int] = field(default_factory=list)  # likely label errors (the last round's ranking), worst first
     issues_note: str | None = None
+    multi_label: bool = False  # classification.multi_label: labels are sets
+    thresholds: dict[str, float] = field(default_factory=dict)  # the student's per-label thresholds, if known
 
     def __post_init__(self) -> None:
         self.by_id = {r.id: r for r in self.records}
 
 
-def classes_of(store: Store, labels: list[Label] | None = None) -> list[str]:
-    """The run's classes (meta `classes`), else every label seen, sorted."""
+def classes_of(store: Store, labels: list[Label] | None = None, multi_label: bool = False) -> list[str]:
+    """The run's classes (meta `classes`), else every label seen (every label in the sets seen), sorted."""
     classes = store.get_meta("classes")
     if classes:
         return [str(c) for c in classes]
     labels = store.labels() if labels is None else labels
-    return sorted({lab.label for lab in labels if lab.label is not None})
+    seen = [lab.label for lab in labels if lab.label is not None]
+    if multi_label:
+        return sorted({c for value in seen for c in policy.decode_set(value)})
+    return sorted(set(seen))
 
 
 def load(store: Store, chunk_ids: list[int] | None = None) -> Snapshot:
@@ -118,7 +145,31 @@ def load(store: Store, chunk_ids: list[int] | None = None) -> Snapshot:
         llm = policy.shown_to_reviewer(held) or policy.any_llm(held)
         records.append(Record(chunk, llm, held.get(policy.STUDENT), held.get(policy.HUMAN)))
     issues, note = label_issues(store)
-    return Snapshot(records, classes_of(store, labels if chunk_ids is None else None), issues=issues, issues_note=note)
+    multi = multi_label_of(store)
+    classes = classes_of(store, labels if chunk_ids is None else None, multi)
+    return Snapshot(records, classes, issues=issues, issues_note=note, multi_label=multi,
+                    thresholds=thresholds_of(store) if multi else {})
+
+
+def multi_label_of(store: Store) -> bool:
+    """True when the project labels sets: the run's classification.multi_label (meta `multi_label`, else
+    the flag in the student-input contract it records)."""
+    from labelloop.classify.student_input import CONTRACT_META
+
+    stored = store.get_meta("multi_label")
+    if stored is not None:
+        return bool(stored)
+    contract = store.get_meta(CONTRACT_META) or {}
+    return bool(contract.get("multi_label", False))
+
+
+def thresholds_of(store: Store) -> dict[str, float]:
+    """The student's per-label decision thresholds of the newest round that recorded them, else {}."""
+    for it in reversed(store.iterations()):
+        saved = ((it.metrics or {}).get("multi_label") or {}).get("thresholds")
+        if isinstance(saved, dict) and saved:
+            return {str(c): float(t) for c, t in saved.items() if isinstance(t, (int, float))}
+    return {}
 
 
 def label_issues(store: Store) -> tuple[list[int], str | None]:

@@ -5,6 +5,7 @@
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const classesEl = document.getElementById("classes-data");
   const classes = classesEl ? JSON.parse(classesEl.textContent) : [];
+  const multi = document.body.dataset.multiLabel === "1"; // classification.multi_label: labels are sets
   const reviewerInput = document.getElementById("reviewer");
   const toastEl = document.getElementById("toast");
   const undoStack = []; // how many reviews each of my actions on this page wrote
@@ -72,6 +73,106 @@
     el.querySelectorAll("button.classbtn").forEach((b) => {
       b.classList.toggle("current", outcome.state === "submitted" && b.dataset.label === outcome.label);
     });
+    if (multi) showSetOutcome(el, outcome, human);
+  }
+
+  // ---------------------------------------------------------------- multi-label: a selection per record
+
+  function decodeSet(value) { // the stored form of a label set (labelloop.labels.encode_set), or null
+    if (!value) return null;
+    return value.charAt(0) === "[" ? JSON.parse(value) : [value];
+  }
+
+  function setText(labels) { return labels.length ? labels.join(", ") : "none of them"; }
+
+  function sameSet(a, b) { return a.length === b.length && a.every((x) => b.includes(x)); }
+
+  function toggles(el) { return Array.from(el.querySelectorAll("button.toggle")); }
+
+  function selection(el) { return toggles(el).filter((b) => b.classList.contains("on")).map((b) => b.dataset.label); }
+
+  function markToggle(button, on) {
+    button.classList.toggle("on", on);
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+
+  function updateSave(el) {
+    const button = el.querySelector('[data-role="save"]');
+    const chosen = selection(el);
+    const suggestion = decodeSet(el.dataset.suggestion);
+    const canSave = suggestion !== null || el.dataset.dirty === "1" || el.dataset.state === "submitted";
+    const verb = suggestion !== null && sameSet(chosen, suggestion) ? "Accept" : "Save";
+    const key = document.createElement("kbd");
+    key.textContent = "↵";
+    button.disabled = !canSave;
+    button.replaceChildren(document.createTextNode(canSave ? verb + " “" + setText(chosen) + "” " : "Save "), key);
+  }
+
+  function setSelection(el, labels, dirty) {
+    const chosen = new Set(labels);
+    toggles(el).forEach((b) => markToggle(b, chosen.has(b.dataset.label)));
+    el.dataset.dirty = dirty ? "1" : "0";
+    updateSave(el);
+  }
+
+  function toggleLabel(el, index) {
+    const button = toggles(el)[index];
+    markToggle(button, !button.classList.contains("on"));
+    el.dataset.dirty = "1";
+    updateSave(el);
+  }
+
+  function showSetOutcome(el, outcome, human) {
+    if (outcome.state === "submitted") {
+      const labels = outcome.labels || [];
+      human.replaceChildren(...(labels.length ? labels : ["none of them"]).map((c) => chip(c, "chip human")));
+      setSelection(el, labels, false);
+    } else if (outcome.state === "pending") {
+      setSelection(el, decodeSet(el.dataset.suggestion) || [], false);
+    } else {
+      updateSave(el);
+    }
+  }
+
+  function saveSelection() {
+    if (!records.length) return;
+    const el = records[active];
+    const chosen = selection(el);
+    const suggestion = decodeSet(el.dataset.suggestion);
+    if (suggestion !== null && sameSet(chosen, suggestion)) { act("accept"); return; }
+    if (suggestion === null && el.dataset.dirty !== "1" && el.dataset.state !== "submitted") {
+      toast("No suggestion to accept here; toggle labels with 1–9 (or 0 for none of them), then Enter.", true);
+      return;
+    }
+    act("correct", undefined, chosen);
+  }
+
+  function multiKey(key) { // true when the key is a multi-label one and was handled
+    if (key === "Enter") { saveSelection(); return true; }
+    if (!/^[0-9]$/.test(key)) return false;
+    const el = records[active];
+    if (key === "0") { setSelection(el, [], true); return true; }
+    const index = Number(key) - 1;
+    if (index >= classes.length) { toast("There is no label " + key + "; this project has " + classes.length + ".", true); return true; }
+    toggleLabel(el, index);
+    return true;
+  }
+
+  function clickMulti(el, button) { // true when the button is a multi-label one and was handled
+    const action = button.dataset.action;
+    if (action === "toggle") { toggleLabel(el, toggles(el).indexOf(button)); return true; }
+    if (action === "none") { setSelection(el, [], true); return true; }
+    if (action === "save") { saveSelection(); return true; }
+    return false;
+  }
+
+  function drawBars() { // the student's probability and its threshold (no inline styles: the CSP forbids them)
+    document.querySelectorAll(".pbar").forEach((bar) => {
+      bar.querySelector(".pfill").style.width = (100 * Number(bar.dataset.p || 0)).toFixed(1) + "%";
+      const mark = bar.querySelector(".tmark");
+      if (bar.dataset.t === undefined) mark.hidden = true;
+      else mark.style.left = (100 * Number(bar.dataset.t)).toFixed(1) + "%";
+    });
   }
 
   async function refreshCounts() {
@@ -85,6 +186,9 @@
       document.querySelectorAll("[data-class]").forEach((el) => {
         el.textContent = String(data.classes[el.dataset.class] || 0);
       });
+      document.querySelectorAll("[data-class-disagree]").forEach((el) => {
+        el.textContent = String((data.disagreements_by_label || {})[el.dataset.classDisagree] || 0);
+      });
       const p = data.progress;
       document.getElementById("sum-reviewed").textContent = String(p.reviewed);
       document.getElementById("sum-total").textContent = String(p.total);
@@ -94,7 +198,7 @@
     } catch (e) { /* counts are a convenience; the next page load shows them */ }
   }
 
-  async function act(action, label) {
+  async function act(action, label, labels) {
     if (busy || !records.length) return;
     const el = records[active];
     if (action === "accept" && !el.dataset.suggestion) {
@@ -103,10 +207,11 @@
     }
     busy = true;
     try {
-      const outcome = await post("/api/label", { chunk_id: Number(el.dataset.id), action: action, label: label });
+      const outcome = await post("/api/label", { chunk_id: Number(el.dataset.id), action: action, label: label, labels: labels });
       showOutcome(outcome);
       undoStack.push(1);
-      const what = outcome.state === "discarded" ? "Discarded" : "Labeled “" + outcome.label + "”";
+      const shown = multi ? setText(outcome.labels || []) : outcome.label;
+      const what = outcome.state === "discarded" ? "Discarded" : "Labeled “" + shown + "”";
       toast(what + " · #" + outcome.chunk_id + " (u to undo)");
       setActive(active + 1);
       refreshCounts();
@@ -181,6 +286,7 @@
     if (key === "u") { event.preventDefault(); undo(); return; }
     if (key === "A" && event.shiftKey) { event.preventDefault(); bulkAccept(); return; }
     if (!records.length) return;
+    if (multi && multiKey(key)) { event.preventDefault(); return; }
     if (key === "ArrowDown" || key === "ArrowRight" || key === "j") { event.preventDefault(); setActive(active + 1); return; }
     if (key === "ArrowUp" || key === "ArrowLeft" || key === "k") { event.preventDefault(); setActive(active - 1); return; }
     if (key === "Enter") { event.preventDefault(); act("accept"); return; }
@@ -201,6 +307,7 @@
     if (i < 0) return;
     setActive(i, false);
     button.blur();
+    if (multi && clickMulti(el, button)) return;
     act(button.dataset.action, button.dataset.label);
   });
 
@@ -218,5 +325,6 @@
   bind("keys-button", () => openDialog("keys"));
 
   setBar();
+  if (multi) { drawBars(); records.forEach(updateSave); }
   setActive(0, false);
 })();
