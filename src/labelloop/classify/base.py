@@ -69,6 +69,7 @@ class BaseStudent:
 
     kind = "base"
     multi_label = False  # set per student by make_student / load (classification.multi_label)
+    cheap_cross_val = False  # True where cross-validation costs little next to one fit (a frozen body)
 
     def __init__(self, classes: Sequence[str], balancing: str = "class-weight", seed: int = 0):
         self.classes = classes

@@ -18,6 +18,7 @@ class EmbeddingHeadStudent(BaseStudent):
     """Embeddings from a sentence-transformers folder, classified by logistic regression."""
 
     kind = "embedding-head"
+    cheap_cross_val = True  # the body is frozen: cross-validation refits only the head
 
     def __init__(
         self,

@@ -136,6 +136,7 @@ class StaticStudent(BaseStudent):
     """Static embeddings (distilled once from the encoder) + logistic regression: thousands of texts a second."""
 
     kind = "static"
+    cheap_cross_val = True  # the body is frozen: cross-validation refits only the head
 
     def __init__(
         self,

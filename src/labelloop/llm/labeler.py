@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rich.progress import (
@@ -92,8 +92,13 @@ async def label_chunks(
     call_log: CallLog | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     multi_label: bool = False,
+    thresholds: Mapping[str, float] | None = None,
 ) -> LabelSummary:
-    """Label chunks concurrently; each answer is stored as it arrives (a kill loses only calls in flight)."""
+    """Label chunks concurrently; each answer is stored as it arrives (a kill loses only calls in flight).
+
+    thresholds (multi-label): each class's decision threshold on the answer's probabilities, in place
+    of the backend's own decision (the embedded small model's, tuned on the large model's labels).
+    """
     log = call_log or CallLog(store)
     summary = LabelSummary(source=source, total=len(chunks))
     by_class: Counter[str] = Counter()
@@ -111,6 +116,10 @@ async def label_chunks(
                 summary.cached += 1
             else:
                 summary.requested += 1
+        if result is not None and result.label is not None and thresholds and result.probs:
+            from labelloop.labels import encode_set
+
+            result.label = encode_set([c for c in classes if result.probs.get(c, 0.0) >= thresholds[c]], classes)
         if result is not None and result.label is not None:
             summary.labeled += 1
             by_class.update(counted_classes(result.label, multi_label))
@@ -154,6 +163,24 @@ async def label_chunks(
     summary.faults = dict(faults)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+async def classify_chunks(backend: Backend, chunks: Sequence[Chunk], call_log: CallLog, *, classes: Sequence[str],
+                          rules: Rules | None, description: str, purpose: str, multi_label: bool = False,
+                          concurrency_limit: int = 8, max_chars: int = DEFAULT_MAX_CHARS) -> list[Classification | None]:
+    """The backend's answers for chunks, through the call log, stored nowhere else (None: refused)."""
+    gate = asyncio.Semaphore(max(1, concurrency_limit))
+
+    async def one(chunk: Chunk) -> Classification | None:
+        async with gate:
+            task = build_task(chunk.text, classes=classes, rules=rules, description=description, few_shot=None,
+                              max_chars=max_chars, multi_label=multi_label)
+            try:
+                return await call_log.classify(backend, task, purpose=purpose)
+            except RequestRejectedError:
+                return None
+
+    return list(await asyncio.gather(*(one(c) for c in chunks)))
 
 
 def label_chunks_sync(*args, **kwargs) -> LabelSummary:

@@ -11,6 +11,7 @@ from labelloop.config import Config, resolve_llm
 from labelloop.llm.base import Example
 from labelloop.store import Chunk, Rules, Store
 
+CALIBRATION_CHUNKS = 60  # test chunks the embedded small model answers to choose its multi-label thresholds
 
 
 class Teachers:
@@ -30,6 +31,8 @@ class Teachers:
         self.store = store  # remembers what each server takes (the request shape) between runs
         self.say = say or (lambda _line: None)
         self.prompts = PromptSet.from_config(config)
+        if config.multi_label:
+            self.prompts.check_multi_label()  # before anything is asked: a prompt file that wants one label
         self._backends: dict[str, Any] = {}
 
     def backend(self, role: str):
@@ -74,7 +77,7 @@ class Teachers:
         notes: list[str] = []
         rules = self.run("large", lambda backend: create_rules(
             store, backend, description=config.classification.desc, classes=config.classes,
-            samples=list(samples), prompts=self.prompts, notes=notes,
+            samples=list(samples), prompts=self.prompts, notes=notes, multi_label=config.multi_label,
         ))
         for note in notes:
             self.say(f"warning: {note}")
@@ -95,12 +98,56 @@ class Teachers:
             if pool and self.embed is not None and config.review.few_shot_per_class > 0
             else None
         )
+        thresholds = self.small_thresholds(store, rules) if role == "small" else None
         return self.run(role, lambda backend: label_chunks(
             store, backend, list(chunks), source=policy.ROLE_SOURCE[role], classes=config.classes, rules=rules,
             description=config.classification.desc, few_shot=picker,
             concurrency_limit=config.system.concurrency_limit, iteration=iteration, progress=progress,
-            multi_label=config.multi_label,
+            multi_label=config.multi_label, thresholds=thresholds,
         ))
+
+    def small_thresholds(self, store: Store, rules: Rules) -> dict[str, float] | None:
+        """Multi-label with an embedded small model: its per-class thresholds, tuned on the large model's labels.
+
+        The embedded model answers with calibrated yes/no probabilities; where to cut them is chosen
+        where the teacher's truth is, on the test chunks (up to CALIBRATION_CHUNKS of them): the small
+        model's answers there are only used for this, never stored as labels. Remembered per rules version.
+        """
+        config = self.config
+        if not config.multi_label or resolve_llm(config, "small").mode == "api":
+            return None
+        key = f"small_thresholds:rules-v{rules.version}"
+        saved = store.get_meta(key)
+        if saved is not None:
+            return saved or None
+        large = store.labels_by_chunk(policy.LARGE)
+        test = [c for c in store.chunks("test") if policy.usable(large.get(c.id))][:CALIBRATION_CHUNKS]
+        thresholds = self._tune_small(store, rules, test, large) if test else {}
+        store.set_meta(key, thresholds)
+        if thresholds:
+            shown = ", ".join(f"{c} {t:.2f}" for c, t in thresholds.items())
+            self.say(f"small model thresholds, tuned on {len(test)} large-model test labels: {shown}")
+        return thresholds or None
+
+    def _tune_small(self, store: Store, rules: Rules, test: list[Chunk], large: dict) -> dict[str, float]:
+        import numpy as np
+
+        from labelloop.classify.thresholds import tune_thresholds
+        from labelloop.evaluate import label_matrix
+        from labelloop.llm.calls import CallLog
+        from labelloop.llm.labeler import classify_chunks
+
+        config = self.config
+        answers = self.run("small", lambda backend: classify_chunks(
+            backend, test, CallLog(store), classes=config.classes, rules=rules,
+            description=config.classification.desc, purpose="calibrate:small", multi_label=True,
+            concurrency_limit=config.system.concurrency_limit))
+        rows = [(c, a) for c, a in zip(test, answers) if a is not None and a.probs]
+        if not rows:
+            return {}
+        probs = np.array([[float(a.probs.get(k, 0.0)) for k in config.classes] for _c, a in rows])
+        Y = label_matrix([policy.label_value(large[c.id], True) for c, _a in rows], config.classes)
+        return {k: float(t) for k, t in zip(config.classes, tune_thresholds(probs, Y))}
 
 
 def prompt_notes(config: Config) -> list[str]:

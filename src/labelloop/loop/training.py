@@ -196,7 +196,9 @@ def fit_student(config: Config, store: Store, data: RoundData, contract: Student
     soft = soft_targets(store, data, config.classes, config.multi_label)[keep] \
         if config.student.soft_labels and keep else None
     extra = {}
-    if config.multi_label and keep:  # thresholds from the cross-validation already done: no second one
+    if config.multi_label and keep and not (pruned and student.cheap_cross_val):
+        # Thresholds from the cross-validation already done. After pruning, a student that is cheap to
+        # cross-validate tunes them again on the rows it is fitted on (its probabilities shift with them).
         from labelloop.classify.thresholds import tune_thresholds
         from labelloop.evaluate import label_matrix
 
