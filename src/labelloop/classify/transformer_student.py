@@ -1,4 +1,11 @@
-"""Student: a transformers sequence classifier fine-tuned end to end (plain torch loop, CPU)."""
+"""Student: a transformers sequence classifier fine-tuned end to end (plain torch loop, CPU).
+
+Multi-label (`multi_label`): the config says problem_type="multi_label_classification" (so a
+plain AutoModelForSequenceClassification load knows the outputs are independent), training uses
+binary cross-entropy with logits, predict_proba is each label's sigmoid, and the per-label
+decision thresholds are saved twice: in labelloop.json (`thresholds`, as every student) and in
+config.json as `label_thresholds` ({label: threshold}), so that transformers alone can decide.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes, check_deadline, class_weights, isolated_rng, oversample_indices
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
 from labelloop.errors import ModelNotAvailableError
+
+POS_WEIGHT_RANGE = (0.1, 10.0)  # multi-label class-weight: negatives/positives per label, clipped to this
 
 
 def hf_model_dir(path: str) -> str:
@@ -78,9 +87,42 @@ class TransformerStudent(BaseStudent):
         model.eval()
         self.model_, self.tokenizer_ = model, tokenizer
 
-    def _train(self, model, tokenizer, texts: list[str], y: np.ndarray, weights, soft: np.ndarray | None = None) -> None:
+    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None,
+                   ignore: np.ndarray | None = None) -> None:
+        """BCE with logits on the label sets (soft: each label's probability as its BCE target; ignore: the
+        decisions whose loss counts zero).
+
+        Balancing: class-weight gives each label pos_weight = negatives / positives (clipped to
+        POS_WEIGHT_RANGE; 1 for a label with no positives or no negatives); oversample repeats rows
+        (multilabel_oversample_indices) and weighs nothing.
+        """
+        source = hf_model_dir(resolve_model_path(self.model_path, "training.model_path"))
         import torch
-        from torch.nn.functional import cross_entropy
+
+        set_torch_threads()
+        with isolated_rng(self.seed):
+            model, tokenizer = _load(source, classes, fresh_head=True, multi_label=True)
+            self.max_length_ = int(self.max_seq_length or _default_length(source, tokenizer))
+            order = np.arange(len(texts))
+            if self.balancing == "oversample":
+                order = multilabel_oversample_indices(Y, self.seed)
+            pos_weight = None
+            if self.balancing == "class-weight":
+                pos_weight = torch.tensor(label_pos_weights(Y), dtype=torch.float32)
+            targets = (Y if soft is None else np.clip(soft, 0.0, 1.0)).astype(np.float32)
+            keep = None if ignore is None else (~np.asarray(ignore, dtype=bool)).astype(np.float32)[order]
+            self._train(model, tokenizer, [texts[i] for i in order], targets[order], pos_weight, multi_label=True,
+                        keep=keep)
+        model.eval()
+        self.model_, self.tokenizer_ = model, tokenizer
+
+    def _train(self, model, tokenizer, texts: list[str], y: np.ndarray, weights, soft: np.ndarray | None = None,
+               multi_label: bool = False, keep: np.ndarray | None = None) -> None:
+        """The fine-tuning loop. Single-label: y class indices, weights per class. Multi-label: y the
+        rows x labels BCE targets (0/1 or soft), weights the per-label pos_weight, keep (rows x labels)
+        1 for the decisions that count, 0 for those left out."""
+        import torch
+        from torch.nn.functional import binary_cross_entropy_with_logits, cross_entropy
 
         steps_per_epoch = math.ceil(len(texts) / self.batch_size)
         total = max(1, steps_per_epoch * self.epochs)
@@ -98,7 +140,15 @@ class TransformerStudent(BaseStudent):
                 enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length_,
                                 padding=True, return_tensors="pt")
                 logits = model(**enc).logits
-                if soft is None:
+                if multi_label:
+                    target = torch.as_tensor(y[idx], dtype=logits.dtype)
+                    if keep is None:
+                        loss = binary_cross_entropy_with_logits(logits, target, pos_weight=weights)
+                    else:
+                        mask = torch.as_tensor(keep[idx], dtype=logits.dtype)
+                        loss = binary_cross_entropy_with_logits(logits, target, weight=mask, pos_weight=weights,
+                                                                reduction="sum") / mask.sum().clamp(min=1.0)
+                elif soft is None:
                     loss = cross_entropy(logits, torch.as_tensor(y[idx]), weight=weights)
                 else:  # distillation: cross-entropy with the teacher's distribution
                     target = torch.as_tensor(soft[idx], dtype=logits.dtype)
@@ -120,13 +170,17 @@ class TransformerStudent(BaseStudent):
             for start in range(0, len(texts), 32):
                 enc = self.tokenizer_(texts[start:start + 32], truncation=True, max_length=self.max_length_,
                                       padding=True, return_tensors="pt")
-                out.append(torch.softmax(self.model_(**enc).logits.float(), dim=-1).numpy())
+                logits = self.model_(**enc).logits.float()
+                out.append((torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)).numpy())
         return np.concatenate(out).astype(np.float64)
 
     def save(self, path: str | os.PathLike) -> None:
         """save_pretrained (safetensors) + tokenizer + labelloop.json + README.md."""
         self._check_fitted()
         folder = fmt.prepare_folder(path)
+        if self.multi_label:  # for loaders without labelloop (see the README): config.label_thresholds
+            self.model_.config.problem_type = "multi_label_classification"
+            self.model_.config.label_thresholds = {c: float(t) for c, t in zip(self.classes_, self.thresholds_)}
         self.model_.save_pretrained(str(folder), safe_serialization=True)
         self.tokenizer_.model_max_length = self.max_length_  # plain loaders truncate the same way
         self.tokenizer_.save_pretrained(str(folder))
@@ -135,10 +189,9 @@ class TransformerStudent(BaseStudent):
             max_seq_length=self.max_length_, truncation="head",
             base_model=str(self.model_path) if self.model_path else "all-MiniLM-L6-v2 (packaged)",
             balancing=self.balancing, seed=self.seed, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+            **self.multi_meta(),
         )
-        (folder / "README.md").write_text(fmt.TRANSFORMER_README.format(
-            classes=", ".join(self.classes_), max_seq_length=self.max_length_,
-        ))
+        (folder / "README.md").write_text(fmt.transformer_readme(self.classes_, self.max_length_, self.multi_label))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TransformerStudent":
@@ -156,11 +209,48 @@ class TransformerStudent(BaseStudent):
         student.model_.eval()
         student.max_length_ = int(meta.get("max_seq_length") or _default_length(str(folder), student.tokenizer_))
         student.classes_ = classes
+        student.load_multi(meta)
         return student
 
 
-def _load(source: str, classes: list[str], *, fresh_head: bool):
-    """Model and tokenizer from a local folder; a fresh head has one output per class."""
+def label_pos_weights(Y: np.ndarray) -> np.ndarray:
+    """BCE pos_weight per label: negatives / positives, clipped to POS_WEIGHT_RANGE; 1 where a label has
+    no positives or no negatives (nothing to balance)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    pos = Y.sum(axis=0)
+    neg = len(Y) - pos
+    out = np.ones(Y.shape[1])
+    both = (pos > 0) & (neg > 0)
+    out[both] = np.clip(neg[both] / pos[both], *POS_WEIGHT_RANGE)
+    return out
+
+
+def multilabel_oversample_indices(Y: np.ndarray, seed: int) -> np.ndarray:
+    """Row indices (seeded, shuffled) that repeat rows of rare labels: every row once, then, rarest
+    label first, rows drawn with replacement from that label's positives until it has as many
+    positives as the most common label. A drawn row brings all its labels, so the counts end up
+    at least, not exactly, equal; label-less rows are never repeated. At most labels x the most
+    common label's count extra rows."""
+    Y = np.asarray(Y, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    counts = Y.sum(axis=0)
+    target = int(counts.max()) if len(counts) else 0
+    extra: list[np.ndarray] = []
+    for j in np.argsort(counts, kind="stable"):
+        need = target - int(counts[j])
+        rows = np.flatnonzero(Y[:, j])
+        if need <= 0 or not len(rows):
+            continue
+        picked = rng.choice(rows, size=need, replace=True)
+        extra.append(picked)
+        counts = counts + Y[picked].sum(axis=0)
+    order = np.concatenate([np.arange(len(Y)), *extra]) if extra else np.arange(len(Y))
+    return order[rng.permutation(len(order))]
+
+
+def _load(source: str, classes: list[str], *, fresh_head: bool, multi_label: bool = False):
+    """Model and tokenizer from a local folder; a fresh head has one output per class (multi-label: one
+    sigmoid output per label, problem_type="multi_label_classification")."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -170,6 +260,8 @@ def _load(source: str, classes: list[str], *, fresh_head: bool):
             num_labels=len(classes), id2label=dict(enumerate(classes)),
             label2id={c: i for i, c in enumerate(classes)}, ignore_mismatched_sizes=True,
         )
+        if multi_label:
+            kwargs["problem_type"] = "multi_label_classification"
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights are newly initialized" is expected here
     try:
