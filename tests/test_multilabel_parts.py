@@ -102,3 +102,36 @@ def test_multi_label_metrics_match_scikit_learn():
     assert lo < m.micro_f1 < hi
     assert m.per_class["bug"]["f1"] == pytest.approx(f1_score(Y[:, 1], P[:, 1]))
     assert m.cooccurrence[0][0] == sum("billing" in t for t in true)
+
+
+def test_a_left_out_decision_changes_only_its_own_label():
+    """fit_multi_head(ignore=...): label j learns without row i's decision; the other labels still see row i."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 8))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Y = np.c_[(X[:, 0] > 0).astype(int), (X[:, 1] > 0).astype(int)]
+    wrong = Y.copy()
+    wrong[:10, 0] = 1 - wrong[:10, 0]  # ten wrong decisions of label 0
+    ignore = np.zeros(Y.shape, bool)
+    ignore[:10, 0] = True
+    full = fit_multi_head(X, Y, balancing="class-weight", seed=0)
+    masked = fit_multi_head(X, wrong, balancing="class-weight", seed=0, ignore=ignore)
+    clean0 = fit_multi_head(X[10:], Y[10:], balancing="class-weight", seed=0)
+    assert np.allclose(masked[0][0], clean0[0][0], atol=1e-5)  # label 0: as if the wrong rows were not there
+    assert np.allclose(masked[0][1], full[0][1], atol=1e-5)  # label 1: every row, as without any mask
+
+
+def test_confident_learning_flags_single_wrong_decisions():
+    from labelloop.classify.label_quality import find_cell_issues
+    from labelloop.loop.label_errors import decisions_to_ignore
+
+    rng = np.random.default_rng(2)
+    Y = (rng.random((200, 3)) < 0.3).astype(int)
+    probs = np.clip(Y * 0.9 + (1 - Y) * 0.1 + rng.normal(0, 0.03, Y.shape), 0, 1)
+    noisy = Y.copy()
+    noisy[:15, 1] = 1 - noisy[:15, 1]
+    flagged = find_cell_issues(noisy, probs)
+    assert flagged[:15, 1].sum() >= 10 and flagged[15:].sum() <= 3  # two thirds found, few false alarms
+    assert not flagged[:15, [0, 2]].any()  # the rows' other labels are not suspects
+    human = decisions_to_ignore(flagged, noisy, ["human"] * 200)
+    assert not human.any()  # a person's labels are never left out

@@ -69,7 +69,6 @@ class BaseStudent:
 
     kind = "base"
     multi_label = False  # set per student by make_student / load (classification.multi_label)
-    cheap_cross_val = False  # True where cross-validation costs little next to one fit (a frozen body)
 
     def __init__(self, classes: Sequence[str], balancing: str = "class-weight", seed: int = 0):
         self.classes = classes
@@ -85,7 +84,7 @@ class BaseStudent:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def fit(self, texts: list[str], labels: list, soft: np.ndarray | None = None,
-            thresholds: Sequence[float] | None = None):
+            thresholds: Sequence[float] | None = None, ignore: np.ndarray | None = None):
         """Train on texts and their labels (every label must be one of `classes`); return self.
 
         soft (rows x classes, rows sum to 1): the teacher's class probabilities, for students that
@@ -94,11 +93,12 @@ class BaseStudent:
         Multi-label (`multi_label` True): each label is a list of classes (possibly empty), soft holds
         each class's own probability, and `thresholds_` are the per-class decision thresholds: the
         given ones, else tuned on this student's own out-of-fold probabilities (never a fixed 0.5).
+        ignore (rows x classes, bool): single decisions to learn nothing from (likely label errors).
         """
         classes = check_classes(self.classes)
         check_balancing(self.balancing)
         if self.multi_label:
-            return self._fit_sets(list(texts), list(labels), classes, soft, thresholds)
+            return self._fit_sets(list(texts), list(labels), classes, soft, thresholds, ignore)
         y = encode_labels(texts, labels, classes)
         if soft is not None:
             soft = np.asarray(soft, dtype=np.float64)
@@ -110,7 +110,7 @@ class BaseStudent:
         self.classes_ = classes
         return self
 
-    def _fit_sets(self, texts: list[str], label_sets: list, classes: list[str], soft, thresholds):
+    def _fit_sets(self, texts: list[str], label_sets: list, classes: list[str], soft, thresholds, ignore=None):
         from labelloop.classify.thresholds import tune_thresholds
 
         Y = encode_label_sets(texts, label_sets, classes)
@@ -118,13 +118,17 @@ class BaseStudent:
             soft = np.asarray(soft, dtype=np.float64)
             if soft.shape != Y.shape:
                 raise LabelloopError(f"soft targets have shape {soft.shape}; expected {Y.shape}")
+        if ignore is not None:
+            ignore = np.asarray(ignore, dtype=bool)
+            if ignore.shape != Y.shape:
+                raise LabelloopError(f"ignore has shape {ignore.shape}; expected {Y.shape} (rows x classes)")
         if thresholds is None:
-            thresholds = tune_thresholds(self.cross_val_proba(texts, label_sets), Y)
+            thresholds = tune_thresholds(self.cross_val_proba(texts, label_sets), Y, ignore)
         thresholds = np.asarray(thresholds, dtype=np.float64)
         if thresholds.shape != (len(classes),):
             raise LabelloopError(f"got {thresholds.size} thresholds for {len(classes)} classes; give one per "
                                  "class, in class order")
-        self._fit_multi(texts, Y, classes, soft=soft)
+        self._fit_multi(texts, Y, classes, soft=soft, ignore=ignore)
         self.classes_ = classes
         self.thresholds_ = thresholds
         return self
@@ -242,7 +246,8 @@ class BaseStudent:
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
+    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None,
+                   ignore: np.ndarray | None = None) -> None:
         raise LabelloopError(f"the {self.kind} student does not learn label sets; classification.multi_label needs "
                              "student.type embedding-head, static, setfit or transformer")
 

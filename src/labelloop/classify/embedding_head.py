@@ -18,7 +18,6 @@ class EmbeddingHeadStudent(BaseStudent):
     """Embeddings from a sentence-transformers folder, classified by logistic regression."""
 
     kind = "embedding-head"
-    cheap_cross_val = True  # the body is frozen: cross-validation refits only the head
 
     def __init__(
         self,
@@ -49,10 +48,12 @@ class EmbeddingHeadStudent(BaseStudent):
             X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C, soft=soft
         )
 
-    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
+    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None,
+                   ignore: np.ndarray | None = None) -> None:
         self.encoder_ = self._make_encoder()
         X = self.encoder_.encode(texts)
-        self.coef_, self.intercept_ = fit_multi_head(X, Y, balancing=self.balancing, seed=self.seed, C=self.C, soft=soft)
+        self.coef_, self.intercept_ = fit_multi_head(X, Y, balancing=self.balancing, seed=self.seed, C=self.C, soft=soft,
+                                                     ignore=ignore)
 
     def _predict_proba(self, texts: list[str]) -> np.ndarray:
         proba = multi_head_proba if self.multi_label else head_proba

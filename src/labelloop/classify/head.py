@@ -92,40 +92,48 @@ def head_proba(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.nda
 
 
 def fit_multi_head(X: np.ndarray, Y: np.ndarray, *, balancing: str, seed: int, C: float = 10.0,
-                   soft: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   soft: np.ndarray | None = None, ignore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One logistic regression per label (one-vs-rest), each with its own class weights.
 
-    Y is rows x labels of 0/1 (soft: the teacher's probability of each label). A label that is
-    always (or never) given gets a constant head at +-ABSENT_MARGIN.
+    Y is rows x labels of 0/1 (soft: the teacher's probability of each label). ignore (rows x labels,
+    bool): decisions left out of that label's fit (likely label errors), the row still counts for the
+    others. A label that is always (or never) given gets a constant head at +-ABSENT_MARGIN.
     """
-    n, k = Y.shape
+    k = Y.shape[1]
     coef = np.zeros((k, X.shape[1]))
     intercept = np.zeros(k)
     for j in range(k):
-        y = Y[:, j].astype(int)
-        if y.min() == y.max():
-            intercept[j] = ABSENT_MARGIN if y.max() == 1 else -ABSENT_MARGIN
-            continue
-        weight = None
-        if balancing == "class-weight":
-            w = class_weights(y, 2)
-            weight = {0: float(w[0]), 1: float(w[1])}
-        Xj, yj, sw = X, y, None
-        if balancing == "oversample":
-            idx = oversample_indices(y, seed)
-            Xj, yj = X[idx], y[idx]
-        if soft is not None:  # each row counts as a yes with weight p and as a no with weight 1 - p
-            p = np.clip(soft[:, j], 0.0, 1.0)
-            Xj = np.vstack([X, X])
-            yj = np.concatenate([np.ones(n, int), np.zeros(n, int)])
-            sw = np.concatenate([p, 1 - p])
-            if weight is not None:
-                sw = sw * np.where(yj == 1, weight[1], weight[0])
-                weight = None
-        lr = LogisticRegression(C=C, max_iter=2000, class_weight=weight, random_state=seed)
-        lr.fit(Xj, yj, sample_weight=sw)
-        coef[j], intercept[j] = lr.coef_[0], lr.intercept_[0]
+        rows = np.flatnonzero(~ignore[:, j]) if ignore is not None else np.arange(len(Y))
+        coef[j], intercept[j] = _fit_label(X[rows], Y[rows, j].astype(int), None if soft is None else soft[rows, j],
+                                           balancing=balancing, seed=seed, C=C)
     return coef.astype(np.float32), intercept.astype(np.float32)
+
+
+def _fit_label(X: np.ndarray, y: np.ndarray, soft: np.ndarray | None, *, balancing: str, seed: int,
+               C: float) -> tuple[np.ndarray, float]:
+    """One label's logistic regression: (coef, intercept)."""
+    n = len(y)
+    if n == 0 or y.min() == y.max():
+        return np.zeros(X.shape[1]), (ABSENT_MARGIN if n and y.max() == 1 else -ABSENT_MARGIN)
+    weight = None
+    if balancing == "class-weight":
+        w = class_weights(y, 2)
+        weight = {0: float(w[0]), 1: float(w[1])}
+    Xj, yj, sw = X, y, None
+    if balancing == "oversample":
+        idx = oversample_indices(y, seed)
+        Xj, yj = X[idx], y[idx]
+    if soft is not None:  # each row counts as a yes with weight p and as a no with weight 1 - p
+        p = np.clip(soft, 0.0, 1.0)
+        Xj = np.vstack([X, X])
+        yj = np.concatenate([np.ones(n, int), np.zeros(n, int)])
+        sw = np.concatenate([p, 1 - p])
+        if weight is not None:
+            sw = sw * np.where(yj == 1, weight[1], weight[0])
+            weight = None
+    lr = LogisticRegression(C=C, max_iter=2000, class_weight=weight, random_state=seed)
+    lr.fit(Xj, yj, sample_weight=sw)
+    return lr.coef_[0], float(lr.intercept_[0])
 
 
 def multi_head_proba(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:

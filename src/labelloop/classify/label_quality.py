@@ -88,3 +88,30 @@ def find_set_issues(Y: np.ndarray, probs: np.ndarray) -> Issues:
     scores = set_scores(Y, probs)
     rows = [int(i) for i in ranked]
     return Issues(rows, [float(scores[i]) for i in rows], n)
+
+
+def find_cell_issues(Y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Which single decisions of label sets look wrong: rows x classes, True where flagged.
+
+    Each class is its own binary problem (given yes/no against the out-of-sample probability),
+    checked by confident learning; a class that cannot be checked (too few of either answer) has
+    nothing flagged. A row with one wrong label keeps its other labels: only the flagged decision
+    is left out of that label's fit.
+    """
+    from cleanlab.filter import find_label_issues
+
+    Y = np.asarray(Y, dtype=np.int64)
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
+    flagged = np.zeros(Y.shape, dtype=bool)
+    for j in range(Y.shape[1]):
+        y = Y[:, j]
+        if min(int(y.sum()), int(len(y) - y.sum())) < 2 or np.ptp(probs[:, j]) == 0:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                issues = find_label_issues(labels=y, pred_probs=np.c_[1 - probs[:, j], probs[:, j]], n_jobs=1)
+        except Exception:  # cleanlab rejects degenerate inputs; this class is then not checked
+            continue
+        flagged[:, j] = issues
+    return flagged

@@ -136,7 +136,6 @@ class StaticStudent(BaseStudent):
     """Static embeddings (distilled once from the encoder) + logistic regression: thousands of texts a second."""
 
     kind = "static"
-    cheap_cross_val = True  # the body is frozen: cross-validation refits only the head
 
     def __init__(
         self,
@@ -176,10 +175,12 @@ class StaticStudent(BaseStudent):
             probs[test_idx] = head_proba(X[test_idx], coef, intercept)
         return probs
 
-    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
+    def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None,
+                   ignore: np.ndarray | None = None) -> None:
         self.static_ = self._static()
         X = self.static_.encode(texts)
-        self.coef_, self.intercept_ = fit_multi_head(X, Y, balancing=self.balancing, seed=self.seed, C=self.C, soft=soft)
+        self.coef_, self.intercept_ = fit_multi_head(X, Y, balancing=self.balancing, seed=self.seed, C=self.C, soft=soft,
+                                                     ignore=ignore)
 
     def _cross_val_multi(self, texts, Y, classes, splits, probs, stop_after=None):
         X = self._static().encode(texts)

@@ -24,15 +24,17 @@ def decision_margin(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarra
     return np.abs(np.asarray(probs, dtype=np.float64) - np.asarray(thresholds, dtype=np.float64))
 
 
-def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> np.ndarray:
+def tune_thresholds(probs: np.ndarray, Y: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
     """Per label, the decision threshold that maximizes that label's F1 on out-of-fold probabilities.
 
-    Ties go to the threshold nearest 0.5; a label with no positives (or no probabilities) keeps 0.5.
+    ignore (rows x labels, bool): decisions left out (likely label errors). Ties go to the threshold
+    nearest 0.5; a label with no positives (or no probabilities) keeps 0.5.
     """
     k = Y.shape[1]
     out = np.full(k, 0.5)
     for j in range(k):
-        y, p = Y[:, j].astype(bool), probs[:, j]
+        keep = ~ignore[:, j] if ignore is not None else slice(None)
+        y, p = Y[keep, j].astype(bool), probs[keep, j]
         if not y.any() or np.ptp(p) == 0:
             continue
         grid = np.unique(np.concatenate([np.round(p, 4), np.linspace(0.05, 0.95, 19)]))

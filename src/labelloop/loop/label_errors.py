@@ -105,6 +105,20 @@ def rows_to_prune(flagged_rows: list[int], labels: list) -> list[int]:
     return out
 
 
+def decisions_to_ignore(flagged: np.ndarray, Y: np.ndarray, sources: list[str]) -> np.ndarray:
+    """Multi-label: the flagged decisions of LLM labels the student learns without (rows x classes).
+
+    A person's label is never left out; no class is left without a positive or a negative example.
+    """
+    ignore = np.asarray(flagged, dtype=bool) & np.array([s in policy.LLM_SOURCES for s in sources])[:, None]
+    for j in range(Y.shape[1]):
+        for value in (0, 1):
+            given = Y[:, j] == value
+            if given.any() and not (given & ~ignore[:, j]).any():
+                ignore[given, j] = False
+    return ignore
+
+
 def relabel(config: Config, store: Store, n: int, flagged: list[int], rules, teachers, *,
             progress: bool = False) -> list[int]:
     """Ask the large model about flagged small-model labels; its label then counts (labelloop.labels)."""

@@ -14,7 +14,14 @@ from labelloop import labels as policy
 from labelloop.classify.student_input import StudentInput
 from labelloop.config import Config
 from labelloop.loop import outputs, scoring
-from labelloop.loop.label_errors import METRICS_KEY, Flags, rank_round, rank_test, rows_to_prune
+from labelloop.loop.label_errors import (
+    METRICS_KEY,
+    Flags,
+    decisions_to_ignore,
+    rank_round,
+    rank_test,
+    rows_to_prune,
+)
 from labelloop.store import Chunk, Store
 
 
@@ -65,8 +72,9 @@ class Fitted:
     contract: StudentInput  # what this student sees (auto may pick another encoder than the config's)
     oos: np.ndarray  # out-of-sample probabilities of every training row (rows of RoundData.train)
     flags: Flags  # likely LLM label errors, most likely first
-    pruned: set[int]  # training rows left out of the fit
+    pruned: set[int]  # training rows left out of the fit (multi-label: rows with a decision left out)
     auto: dict | None = None  # student.type auto: every candidate's score and time, the choice and why
+    ignored: np.ndarray | None = None  # multi-label: rows x classes, the decisions each label learned without
 
 
 def train_round(config: Config, store: Store, n: int, contract: StudentInput) -> dict:
@@ -92,15 +100,7 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
 
     model_dir = outputs.classifier_dir(config.output_dir, n)
     files.save_folder_atomically(model_dir, lambda tmp: _save(student, tmp, contract))
-    files.write_jsonl(
-        outputs.dataset_path(config.output_dir, n),
-        (
-            {"text": c.text, outputs.label_key(config): lab, "source": src, "confidence": conf, "chunk_id": c.id,
-             "pruned": i in fitted.pruned}
-            for i, (c, lab, src, conf) in enumerate(zip(data.train, data.train_labels, data.train_sources,
-                                                        data.train_conf))
-        ),
-    )
+    files.write_jsonl(outputs.dataset_path(config.output_dir, n), _dataset_rows(config, data, fitted))
     _record_student_labels(store, n, data, fitted.oos, test_probs, classes, student)
     rules = store.rules()
     seconds = time.perf_counter() - t0
@@ -117,6 +117,7 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
             "fit_seconds": fit_s,
             "train_label_sources": {s: data.train_sources.count(s) for s in set(data.train_sources)},
             "pruned_label_errors": len(fitted.pruned),
+            **({"ignored_decisions": int(fitted.ignored.sum())} if fitted.ignored is not None else {}),
             METRICS_KEY: fitted.flags.to_dict(),
             "student": {"type": getattr(student, "kind", config.student.type), "encoder": contract.encoder,
                         "soft_labels": config.student.soft_labels},
@@ -133,6 +134,18 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
     )
     store.finish_iteration(n, **values)
     return values
+
+
+def _dataset_rows(config: Config, data: RoundData, fitted: Fitted):
+    """dataset_N.jsonl: each training chunk, its label (multi-label: labels), where it came from, and whether
+    the student learned without it (multi-label: `ignored`, the labels whose decision it learned without)."""
+    key = outputs.label_key(config)
+    for i, (c, lab, src, conf) in enumerate(zip(data.train, data.train_labels, data.train_sources, data.train_conf)):
+        row = {"text": c.text, key: lab, "source": src, "confidence": conf, "chunk_id": c.id,
+               "pruned": i in fitted.pruned}
+        if fitted.ignored is not None:
+            row["ignored"] = [k for k, off in zip(config.classes, fitted.ignored[i]) if off]
+        yield row
 
 
 def new_student(config: Config, contract: StudentInput, cache=None, kind: str | None = None):
@@ -180,32 +193,62 @@ def fit_student(config: Config, store: Store, data: RoundData, contract: Student
     with student.prune_label_errors on, the flagged LLM labels are left out of the final fit.
     With student.type auto, the cross-validation also chooses the student (labelloop.classify.selection).
     """
-    auto = None
+    auto, oos = None, None
     if config.student.type == "auto" and data.train:
         contract, student, oos, auto = _auto(config, store, data, contract)
     else:
         student = new_student(config, contract, store)
-        texts = contract.prepare([c.text for c in data.train])
-        oos = student.cross_val_proba(texts, data.train_labels, folds=config.student.cv_folds) if texts \
-            else np.zeros((0, len(config.classes)))
-        oos = oos.copy()
     texts = contract.prepare([c.text for c in data.train])
-    rows, flags = rank_round([c.id for c in data.train], data.train_labels, data.train_sources, oos, config.classes)
-    pruned = set(rows_to_prune(rows, data.train_labels)) if config.student.prune_label_errors else set()
-    keep = [i for i in range(len(texts)) if i not in pruned]
-    soft = soft_targets(store, data, config.classes, config.multi_label)[keep] \
-        if config.student.soft_labels and keep else None
-    extra = {}
-    if config.multi_label and keep and not (pruned and student.cheap_cross_val):
-        # Thresholds from the cross-validation already done. After pruning, a student that is cheap to
-        # cross-validate tunes them again on the rows it is fitted on (its probabilities shift with them).
-        from labelloop.classify.thresholds import tune_thresholds
-        from labelloop.evaluate import label_matrix
+    soft = soft_targets(store, data, config.classes, config.multi_label) if config.student.soft_labels else None
+    fit = fit_labeled(student, texts, data.train_labels, data.train_sources, [c.id for c in data.train],
+                      config.classes, prune=config.student.prune_label_errors, oos=oos,
+                      folds=config.student.cv_folds, soft=soft, multi_label=config.multi_label)
+    return Fitted(student, contract, fit.oos, fit.flags, fit.pruned, auto, fit.ignored)
 
-        extra["thresholds"] = tune_thresholds(oos[keep], label_matrix([data.train_labels[i] for i in keep],
-                                                                       config.classes))
-    student.fit([texts[i] for i in keep], [data.train_labels[i] for i in keep], soft=soft, **extra)
-    return Fitted(student, contract, oos, flags, pruned, auto)
+
+@dataclass
+class LabeledFit:
+    """What fit_labeled found and left out."""
+
+    oos: np.ndarray  # out-of-sample probabilities of every row
+    flags: Flags
+    pruned: set[int]  # rows left out (multi-label: rows with at least one decision left out)
+    ignored: np.ndarray | None = None  # multi-label: rows x classes, the decisions left out
+
+
+def fit_labeled(student, texts: list[str], labels: list, sources: list[str], chunk_ids: list[int], classes: list[str],
+                *, prune: bool, oos: np.ndarray | None = None, folds: int = 5, soft: np.ndarray | None = None,
+                multi_label: bool = False) -> LabeledFit:
+    """The loop's way to fit a student on LLM labels: cross-validate, rank likely label errors, prune, fit.
+
+    `oos` given: the cross-validation was already done (student.type auto). Single-label: the flagged
+    rows are left out. Multi-label: each label leaves out its own flagged decisions (labelloop.classify.
+    label_quality.find_cell_issues) and its threshold is tuned on the out-of-fold probabilities of
+    the decisions kept.
+    """
+    if oos is None:
+        oos = student.cross_val_proba(texts, labels, folds=folds).copy() if texts else np.zeros((0, len(classes)))
+    rows, flags = rank_round(chunk_ids, labels, sources, oos, classes)
+    if multi_label and texts:
+        ignore = _fit_sets(student, texts, labels, sources, classes, oos, prune=prune, soft=soft)
+        return LabeledFit(oos, flags, {int(i) for i in np.flatnonzero(ignore.any(axis=1))}, ignore)
+    pruned = set(rows_to_prune(rows, labels)) if prune else set()
+    keep = [i for i in range(len(texts)) if i not in pruned]
+    student.fit([texts[i] for i in keep], [labels[i] for i in keep],
+                soft=soft[keep] if soft is not None and keep else None)
+    return LabeledFit(oos, flags, pruned)
+
+
+def _fit_sets(student, texts, labels, sources, classes, oos, *, prune: bool, soft) -> np.ndarray:
+    """Multi-label fit; returns the decisions left out (rows x classes)."""
+    from labelloop.classify.label_quality import find_cell_issues
+    from labelloop.classify.thresholds import tune_thresholds
+    from labelloop.evaluate import label_matrix
+
+    Y = label_matrix(labels, classes)
+    ignore = decisions_to_ignore(find_cell_issues(Y, oos), Y, sources) if prune else np.zeros(Y.shape, bool)
+    student.fit(texts, labels, soft=soft, thresholds=tune_thresholds(oos, Y, ignore), ignore=ignore)
+    return ignore
 
 
 def _auto(config: Config, store: Store, data: RoundData, contract: StudentInput):
