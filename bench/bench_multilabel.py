@@ -152,6 +152,7 @@ def main() -> None:
             raise SystemExit(f"unknown teacher {teacher!r}; use fake90 or embedded")
         teacher_test = [answers[t][0] or [] for t, _ in test_items]
         info["test"] = scores([y for _t, y in test_items], teacher_test)
+        info["test_n"] = len(test_items)
         info["unreadable"] = sum(answers[t][0] is None for t, _ in train_pool[:n_max] + test_items)
         results["teachers"][teacher] = info
         print(f"{teacher}: teacher on {len(test_items)} gold test docs: {info['test']['micro_f1']:.3f} micro-F1 "
@@ -184,27 +185,34 @@ def main() -> None:
             results["rows"].append(row)
             print(f"  n={n}: " + " / ".join(f"{k} {v['micro_f1']:.3f}" for k, v in row.items() if k.startswith("on_")))
     write_results("multilabel", results)
-    print_tables(results)
+    print()
+    print(table(results))
 
 
-def print_tables(results: dict) -> None:
-    print("\n| teacher | N | who | micro-F1 [95% CI] | macro-F1 | subset acc. | Hamming loss | decisions left out |")
-    print("|---|---|---|---|---|---|---|---|")
+WHO = (("on_teacher", "student, teacher's labels"),
+       ("on_teacher_no_prune", "student, teacher's labels, no pruning"),
+       ("on_teacher_soft", "student, teacher's per-label probabilities"),
+       ("on_teacher_soft_no_prune", "student, teacher's per-label probabilities, no pruning"),
+       ("on_gold", "student, gold labels"))
+
+
+def _cells(m: dict) -> str:
+    low, high = m["ci"]["micro_f1"]
+    return (f"{100 * m['micro_f1']:.1f} [{100 * low:.1f}, {100 * high:.1f}] | {100 * m['macro_f1']:.1f} | "
+            f"{100 * m['subset_accuracy']:.1f} | {m['hamming_loss']:.3f}")
+
+
+def table(results: dict) -> str:
+    """The bench's table (scores in %, Hamming loss as a fraction), for the terminal and bench/RESULTS.md."""
+    lines = ["| teacher | N | who | micro-F1 [95% CI] | macro-F1 | subset accuracy | Hamming loss | decisions left out |",
+             "|---|---|---|---|---|---|---|---|"]
     for teacher, info in results["teachers"].items():
-        t = info["test"]
-        print(f"| {teacher} | – | teacher itself | {t['micro_f1']:.3f} [{t['ci']['micro_f1'][0]:.3f}, "
-              f"{t['ci']['micro_f1'][1]:.3f}] | {t['macro_f1']:.3f} | {t['subset_accuracy']:.3f} | "
-              f"{t['hamming_loss']:.3f} | – |")
+        lines.append(f"| {teacher} | – | the teacher itself ({info['test_n']} test docs) | {_cells(info['test'])} | – |")
         for row in (r for r in results["rows"] if r["teacher"] == teacher):
-            for who, label in (("on_teacher", "student, teacher's labels"),
-                               ("on_teacher_no_prune", "student, teacher's labels, no pruning"),
-                               ("on_teacher_soft", "student, teacher's per-label probabilities"),
-                               ("on_teacher_soft_no_prune", "student, teacher's per-label probabilities, no pruning"),
-                               ("on_gold", "student, gold labels")):
-                m = row[who]
-                print(f"| {teacher} | {row['n']} | {label} | {m['micro_f1']:.3f} [{m['ci']['micro_f1'][0]:.3f}, "
-                      f"{m['ci']['micro_f1'][1]:.3f}] | {m['macro_f1']:.3f} | {m['subset_accuracy']:.3f} | "
-                      f"{m['hamming_loss']:.3f} | {m['pruned']} |")
+            for who, label in WHO:
+                if who in row:
+                    lines.append(f"| {teacher} | {row['n']} | {label} | {_cells(row[who])} | {row[who]['pruned']} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

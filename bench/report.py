@@ -325,8 +325,31 @@ def _cli(a: dict) -> list[str]:
     return out
 
 
+def multilabel_section(result: dict) -> list[str]:
+    """RESULTS.md lines for a bench_multilabel.py result file: label sets, teacher vs student vs gold."""
+    from bench_multilabel import table
+
+    d = result["data"]
+    lines = ["## Multi-label (bench/bench_multilabel.py)", "",
+             f"BBC News as label sets (bench/notes/multilabel-data.md): single articles and pairs of two articles "
+             f"of different topics joined into one document (labels: both topics), each article cut to keep a "
+             f"document one chunk. Training pool {d['pool']}, gold dev split {d['dev']} (the only split any "
+             f"choice was made on), gold test split {d['test']} ({d['test_joined']} joined). The default student "
+             "(embedding-head, MiniLM, one logistic regression per label) is fitted as the loop fits it on the "
+             "teacher's sets, and on the gold sets of the same documents. Scores in % on the gold test split; "
+             "95% intervals by bootstrap over documents.", "", table(result), ""]
+    for teacher, info in result["teachers"].items():
+        extra = f", {info['per_chunk_s']} s per document" if "per_chunk_s" in info else ""
+        lines.append(f"- {teacher}: {info['seconds']} s to label{extra}; unreadable answers: {info['unreadable']}.")
+    gaps = [f"{r['teacher']} N={r['n']}: {100 * r['gap_micro_f1']:+.1f}" for r in result["rows"]]
+    lines += ["", "Student on the teacher's sets minus the same student on gold sets, micro-F1 points: "
+              + "; ".join(gaps) + ".", ""]
+    return lines
+
+
 def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active: dict | None = None,
-               teacher: dict | None = None, students: list[dict] | None = None) -> str:
+               teacher: dict | None = None, students: list[dict] | None = None,
+               multilabel: dict | None = None) -> str:
     """bench/RESULTS.md from the loop, few-shot, active-learning and teacher result files."""
     env = (loop or fewshot or active or teacher or {}).get("env", {})
     envs = dict((loop or {}).get("envs", {}))
@@ -335,6 +358,8 @@ def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active:
         envs["teacher"] = {k: teacher.get(k) for k in ("commit", "date", "load_average")}
     for i, part in enumerate(students or []):
         envs[f"student-choice {i + 1}"] = {k: part.get(k) for k in ("commit", "date", "load_average")}
+    if multilabel:
+        envs["multilabel"] = {k: multilabel["environment"].get(k) for k in ("commit", "date", "load_average")}
     out = ["# Benchmark results", "",
            f"Machine: {env.get('machine', '?')}; Python {env.get('python', '?')}. Each result file, with the "
            "commit that produced it and the load average (1, 5, 15 min) when it was written:", "",
@@ -365,6 +390,8 @@ def results_md(loop: dict | None, fewshot: dict | None, extra: str = "", active:
         out += teacher_section(teacher)
     if students:
         out += students_section(students)
+    if multilabel:
+        out += multilabel_section(multilabel)
     out += [extra, NOTES]
     return "\n".join(out)
 
@@ -419,6 +446,7 @@ if __name__ == "__main__":
     ap.add_argument("--active", default="*-active.json")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
     ap.add_argument("--teacher", default="*-teacher.json")
+    ap.add_argument("--multilabel", default="*-multilabel.json", help="glob; the newest match")
     ap.add_argument("--students", action="append", default=[],
                     help="bench_student_choice result files (globs), in this order; a later run's rare-class, "
                          "throughput and round sections supersede an earlier one's")
@@ -431,6 +459,7 @@ if __name__ == "__main__":
         plot_curves(loop["rows"])
     md = results_md(loop, fewshot_merged(args.fewshot), extra="\n\n".join(notes), active=newest(args.active),
                     teacher=newest(args.teacher),
-                    students=[p for g in args.students for f, p in result_files(g) if "quick" not in f.name] or None)
+                    students=[p for g in args.students for f, p in result_files(g) if "quick" not in f.name] or None,
+                    multilabel=newest(args.multilabel))
     Path(args.out).write_text(md)
     print(md)
