@@ -443,7 +443,7 @@ class EmbeddedBackend:
             "truncated": prompt.truncated,
             "n_ctx": self.settings.n_ctx,
         }
-        return multi.classification_from_logged(request, response)
+        return classification_from_logged(request, response)
 
     def _yes_no_tokens(self, chat: bool) -> tuple[list[list[int]], list[list[int]]]:
         """Token sequences of the yes and no answers: at the start of the assistant's turn, or after "Answer:"."""
@@ -656,18 +656,18 @@ def render_completion(messages: list[dict], numbered: bool = True) -> str:
 
 
 def classification_from_logged(request: dict, response: dict) -> Classification:
-    """Rebuild a Classification from its logged request/response (the call cache)."""
-    if response.get("multi_label"):
-        return multi.classification_from_logged(request, response)
+    """Rebuild a Classification from its logged request/response (the call cache); multi-label too."""
     probs = response["probs"]
     shown = " ".join(f"{k}={v:.3f}" for k, v in probs.items())
     mode = "calibrated" if response.get("calibrated") else "raw"
+    multi_label = bool(response.get("multi_label"))
     return Classification(
         label=response["label"],
         probs=dict(probs),
-        raw=f"{mode} p: {shown}",
+        raw=f"{response['label']} ({mode} p(yes): {shown})" if multi_label else f"{mode} p: {shown}",
         request=request,
         response=response,
         prompt_tokens=request.get("prompt_tokens"),
         completion_tokens=0,
+        multi_label=multi_label,
     )

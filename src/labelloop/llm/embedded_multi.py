@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labelloop.labels import decode_set, encode_set
-from labelloop.llm.base import Classification, LabelTask
+from labelloop.llm.base import LabelTask
 from labelloop.llm.embedded_chat import MARK
 from labelloop.llm.embedded_prompt import FENCE, fence_text
 
@@ -243,20 +243,3 @@ def response_for(classes: Sequence[str], yes_lp: np.ndarray, no_lp: np.ndarray, 
         "seconds": round(seconds, 4),
         "multi_label": True,
     }
-
-
-def classification_from_logged(request: dict, response: dict) -> Classification:
-    """Rebuild a multi-label Classification from its logged request/response (the call cache)."""
-    probs = response["probs"]
-    shown = " ".join(f"{k}={v:.3f}" for k, v in probs.items())
-    mode = "calibrated" if response.get("calibrated") else "raw"
-    return Classification(
-        label=response["label"],
-        probs=dict(probs),
-        raw=f"{response['label']} ({mode} p(yes): {shown})",
-        request=request,
-        response=response,
-        prompt_tokens=request.get("prompt_tokens"),
-        completion_tokens=0,
-        multi_label=True,
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labelloop.review.records import Record, Snapshot
+from labelloop.review.records import Record, Snapshot, progress_summary
 
 NEAR_THRESHOLD = 0.10  # a student probability this close to its threshold is "uncertain"
 NO_THRESHOLD = 0.5  # where nearness is measured from when the round stored no thresholds (the queue says so)
@@ -153,16 +153,4 @@ def progress(snap: Snapshot) -> dict:
         if llm is not None:
             compared += 1
             agreed += human == set(llm)
-    for row in per.values():
-        row["recall"] = row["llm_agree"] / row["kept"] if row["kept"] else None
-        row["precision"] = row["llm_said_agree"] / row["llm_said"] if row["llm_said"] else None
-    return {
-        "total": len(snap.records),
-        "reviewed": len(reviewed),
-        "submitted": sum(r.state == "submitted" for r in reviewed),
-        "discarded": sum(r.state == "discarded" for r in reviewed),
-        "compared": compared,
-        "agreed": agreed,
-        "agreement": agreed / compared if compared else None,
-        "by_class": list(per.values()),
-    }
+    return progress_summary(len(snap.records), reviewed, compared, agreed, per)

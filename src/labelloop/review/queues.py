@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from labelloop.errors import LabelloopError
 from labelloop.llm.injection import instruction_like
 from labelloop.review import multi
-from labelloop.review.records import Record, Snapshot
+from labelloop.review.records import Record, Snapshot, progress_summary
 
 LOW_CONFIDENCE = 0.7
 PAGE_SIZE = 20
@@ -237,16 +237,4 @@ def progress(snap: Snapshot) -> dict:
             agreed += 1
             row["llm_agree"] += 1
             said["llm_said_agree"] += 1
-    for row in per.values():
-        row["recall"] = row["llm_agree"] / row["kept"] if row["kept"] else None
-        row["precision"] = row["llm_said_agree"] / row["llm_said"] if row["llm_said"] else None
-    return {
-        "total": total,
-        "reviewed": len(reviewed),
-        "submitted": sum(r.state == "submitted" for r in reviewed),
-        "discarded": sum(r.state == "discarded" for r in reviewed),
-        "compared": compared,
-        "agreed": agreed,
-        "agreement": agreed / compared if compared else None,
-        "by_class": list(per.values()),
-    }
+    return progress_summary(total, reviewed, compared, agreed, per)

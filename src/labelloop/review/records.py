@@ -188,3 +188,21 @@ def label_issues(store: Store) -> tuple[list[int], str | None]:
     ranked = [cid for cid, _ in sorted(scored, key=lambda pair: pair[1])]
     note = f"ranked by iteration {done[-1].n}'s student" + (f"; {flags.note}" if flags.note else "")
     return list(dict.fromkeys(ranked)), note
+
+
+def progress_summary(total: int, reviewed: list, compared: int, agreed: int, per: dict) -> dict:
+    """The progress page's numbers: reviewed of total, agreement with the LLM, and each class's
+    recall and precision (from its reviewed / kept / llm_agree / llm_said / llm_said_agree counts)."""
+    for row in per.values():
+        row["recall"] = row["llm_agree"] / row["kept"] if row["kept"] else None
+        row["precision"] = row["llm_said_agree"] / row["llm_said"] if row["llm_said"] else None
+    return {
+        "total": total,
+        "reviewed": len(reviewed),
+        "submitted": sum(r.state == "submitted" for r in reviewed),
+        "discarded": sum(r.state == "discarded" for r in reviewed),
+        "compared": compared,
+        "agreed": agreed,
+        "agreement": agreed / compared if compared else None,
+        "by_class": list(per.values()),
+    }
