@@ -102,6 +102,8 @@ def export_onnx(model_dir: str | os.PathLike, *, int8: bool = False) -> Path:
         "pooling": pooling, "normalize": True, "max_seq_length": int(meta.get("max_seq_length") or 256),
         "opset": OPSET, "quantized": "int8-dynamic" if int8 else False,
         "head_sha256": file_digest(folder / fmt.HEAD_FILE), "versions": _versions(),
+        # multi-label: each logit through a sigmoid, then each label's threshold (labelloop.json)
+        "activation": "sigmoid" if meta.get("multi_label") else "softmax",
     }
     (folder / ONNX_META).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return target
