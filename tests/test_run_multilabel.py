@@ -56,6 +56,7 @@ def write_multi_project(tmp, docs, fake: FakeOpenAI, **training) -> os.PathLike:
         "system": {"chunk_size": 256, "required_accuracy": 0.99, "concurrency_limit": 4},
         "training": {"max_iters": 2, "test_set_size": 20, "train_set_size": 40, "train_set_increment": 20,
                      **training},
+        "stopping": {"kappa": 0.95},  # runs the stop-set predictions (whole sets as categories)
         "small_model": llm,
         "large_model": llm,
     }
@@ -114,6 +115,8 @@ def test_every_output_speaks_label_sets(finished, docs):
     assert {"micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "cooccurrence"} <= set(test)
     assert it.accuracy == pytest.approx(test["micro_f1"])
     assert it.metrics["multi_label"]["metric"] == "micro_f1"
+    stop_set = it.metrics["stop_set"]
+    assert stop_set["ids"] and all(0 <= p < 2 ** len(CLASSES) for p in stop_set["pred"])  # a bit per label
     report = (out / "report.html").read_text()
     assert "Label co-occurrence" in report and "micro-f1" in report
 
