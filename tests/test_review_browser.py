@@ -8,28 +8,12 @@ from pathlib import Path
 import pytest
 
 from labelloop.review.app import create_app
+from tests.helpers.browser import BROWSER_MARKS, browser, expect, new_page  # noqa: F401 (browser: a fixture)
 from tests.helpers.review_project import CLASSES, RULES_TEXT, XSS_TEXT, live_server, make_project
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"needs Debian's Chromium at {CHROMIUM}: apt-get install -y chromium (make setup)"),
-]
-playwright_api = pytest.importorskip("playwright.sync_api", reason="needs the `playwright` package (dev extra)")
-expect = playwright_api.expect
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture()
@@ -41,13 +25,7 @@ def served(tmp_path):
 
 @pytest.fixture()
 def page(browser):
-    context = browser.new_context(viewport={"width": 1360, "height": 940}, device_scale_factor=1)
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    pg.problems = []  # dialogs (alert) and console errors (CSP violations, JS errors)
-    pg.on("dialog", lambda d: (pg.problems.append(f"dialog: {d.message}"), d.dismiss()))
-    pg.on("console", lambda m: pg.problems.append(f"console: {m.text} {m.location}") if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
+    context, pg = new_page(browser)
     yield pg
     context.close()
 
