@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -17,7 +15,7 @@ from labelloop.store import Store
 from labelloop.testing.fake_openai import FakeOpenAI
 
 from tests.helpers.bbc import bbc_docs
-from tests.helpers.projects import CLASSES, LABELLOOP, run_cli, write_project
+from tests.helpers.projects import CLASSES, kill_run_when_labeled, run_cli, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -166,20 +164,7 @@ def test_kill_during_labeling_then_resume_repeats_no_call(tmp_path, docs):
     with FakeOpenAI(gold=dict(docs), accuracy=0.9, seed=0, latency_s=0.15) as fake:
         cfg = write_project(tmp_path, docs, fake, max_iters=1)
         db = tmp_path / "output" / "labelloop.db"
-        proc = subprocess.Popen([LABELLOOP, "run", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            if db.exists():
-                try:
-                    if len(Store(db).labels("llm-large")) >= 10:
-                        break
-                except Exception:
-                    pass
-            time.sleep(0.05)
-        assert proc.poll() is None, "run finished before it could be killed; make the fake slower"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        killed_at = len(Store(db).labels("llm-large"))
+        killed_at = kill_run_when_labeled(cfg, 10)
         assert 10 <= killed_at < 30
         res = run_cli("run", str(cfg))
         assert res.returncode == 0, res.stderr[-3000:]

@@ -133,3 +133,28 @@ def write_big_text(path: Path, size: int) -> int:
             fh.write(para)
             written += len(para)
     return written
+
+
+def kill_run_when_labeled(cfg: Path, at_least: int, source: str = "llm-large", timeout_s: float = 240) -> int:
+    """Start `labelloop run cfg`, SIGKILL it once the project file holds `at_least` labels of `source`;
+    return how many it held when killed (the run must not have finished first)."""
+    import signal
+    import time
+
+    from labelloop.store import Store
+
+    db = Path(cfg).parent / "output" / "labelloop.db"
+    proc = subprocess.Popen([LABELLOOP, "run", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                if len(Store(db).labels(source)) >= at_least:
+                    break
+            except Exception:  # the run is still creating the file
+                pass
+        time.sleep(0.05)
+    assert proc.poll() is None, "run finished before it could be killed; make the fake slower"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return len(Store(db).labels(source))
