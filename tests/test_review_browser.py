@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labelloop.review.app import create_app
-from tests.helpers.browser import BROWSER_MARKS, browser, expect, new_page  # noqa: F401 (browser: a fixture)
+from tests.helpers.browser import BROWSER_MARKS, browser, card, expect, human, new_page, page  # noqa: F401 (fixtures)
 from tests.helpers.review_project import CLASSES, RULES_TEXT, XSS_TEXT, live_server, make_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,20 +23,6 @@ def served(tmp_path):
         yield project, url
 
 
-@pytest.fixture()
-def page(browser):
-    context, pg = new_page(browser)
-    yield pg
-    context.close()
-
-
-def human(store, cid):
-    labs = store.labels("human", chunk_ids=[cid])
-    return (labs[0].label, labs[0].status) if labs else None
-
-
-def card(pg, i):
-    return pg.locator("article.record").nth(i)
 
 
 def wait_state(pg, cid, state):

@@ -12,7 +12,7 @@ from labelloop.labels import decode_set, encode_set
 from labelloop.review.app import create_app
 from labelloop.store import NewChunk
 from tests.helpers.review_multilabel_project import ML_CLASSES, make_multilabel_project
-from tests.helpers.browser import BROWSER_MARKS, browser, expect, new_page  # noqa: F401 (browser: a fixture)
+from tests.helpers.browser import BROWSER_MARKS, browser, card, expect, human, new_page, page  # noqa: F401 (fixtures)
 from tests.helpers.review_project import live_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,20 +27,6 @@ def served(tmp_path):
         yield project, url
 
 
-@pytest.fixture()
-def page(browser):
-    context, pg = new_page(browser)
-    yield pg
-    context.close()
-
-
-def human(store, cid):
-    labs = store.labels("human", chunk_ids=[cid])
-    return (labs[0].label, labs[0].status) if labs else None
-
-
-def card(pg, i):
-    return pg.locator("article.record").nth(i)
 
 
 def card_of(pg, cid):

@@ -1,7 +1,7 @@
 """Headless Chromium for the review app's browser tests: the marks, the browser, a page that records problems.
 
-A test module does `from tests.helpers.browser import BROWSER_MARKS, browser, expect, new_page` and
-sets `pytestmark = BROWSER_MARKS`; the `browser` fixture is then found by pytest in that module.
+A test module does `from tests.helpers.browser import BROWSER_MARKS, browser, page, ...` and sets
+`pytestmark = BROWSER_MARKS`; the `browser` and `page` fixtures are then found by pytest in that module.
 """
 
 from __future__ import annotations
@@ -41,3 +41,21 @@ def new_page(browser, width: int = 1360, height: int = 940):
     pg.on("console", lambda m: pg.problems.append(f"console: {m.text} {m.location}") if m.type == "error" else None)
     pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
     return context, pg
+
+
+@pytest.fixture()
+def page(browser):
+    context, pg = new_page(browser)
+    yield pg
+    context.close()
+
+
+def human(store, cid):
+    """(label, status) of a chunk's human label in SQLite, or None."""
+    labs = store.labels("human", chunk_ids=[cid])
+    return (labs[0].label, labs[0].status) if labs else None
+
+
+def card(pg, i):
+    """The i-th record card on the page."""
+    return pg.locator("article.record").nth(i)
