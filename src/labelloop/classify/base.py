@@ -295,14 +295,20 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return out
 
 
-def encode_labels(texts: Sequence[str], labels: Sequence[str], classes: list[str]) -> np.ndarray:
-    """Label indices into `classes`; unknown labels and length mismatches are errors."""
+def check_fit_inputs(texts: Sequence[str], labels: Sequence, what: str, fix: str) -> list[str]:
+    """The texts, checked: strings, at least one, as many as their labels."""
     texts = check_texts(texts)
-    labels = list(labels)
     if len(texts) != len(labels):
-        raise LabelloopError(f"fit got {len(texts)} texts but {len(labels)} labels; give one label per text")
+        raise LabelloopError(f"fit got {len(texts)} texts but {len(labels)} {what}; give {fix}")
     if not texts:
         raise LabelloopError("fit got no training texts; label some chunks before training a student")
+    return texts
+
+
+def encode_labels(texts: Sequence[str], labels: Sequence[str], classes: list[str]) -> np.ndarray:
+    """Label indices into `classes`; unknown labels and length mismatches are errors."""
+    labels = list(labels)
+    texts = check_fit_inputs(texts, labels, "labels", "one label per text")
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({str(lab) for lab in labels if lab not in index})
     if unknown:
@@ -315,11 +321,7 @@ def encode_labels(texts: Sequence[str], labels: Sequence[str], classes: list[str
 
 def encode_label_sets(texts: Sequence[str], label_sets: Sequence, classes: list[str]) -> np.ndarray:
     """Rows x classes of 0/1; each label must be a list of classes (empty: none of them)."""
-    texts = check_texts(texts)
-    if len(texts) != len(label_sets):
-        raise LabelloopError(f"fit got {len(texts)} texts but {len(label_sets)} label sets; give one per text")
-    if not texts:
-        raise LabelloopError("fit got no training texts; label some chunks before training a student")
+    texts = check_fit_inputs(texts, label_sets, "label sets", "one per text")
     index = {c: i for i, c in enumerate(classes)}
     Y = np.zeros((len(texts), len(classes)), dtype=np.int8)
     for row, labels in enumerate(label_sets):
