@@ -88,7 +88,7 @@ def fit_and_score(name, classes, train_texts, labels, test_texts, test_gold, cac
     if name == "auto":
         make = lambda kind, enc: make_student(kind, classes, model_path=enc, cache=cache)  # noqa: E731
         choice = choose(make, train_texts, labels, target=0.99, budget_s=budget, previous_best=None, folds=5)
-        student, oos = make(choice.kind, choice.encoder), choice.oos
+        student, oos = choice.student, choice.oos
         extra = {"chose": choice.kind + (f" ({choice.encoder})" if choice.encoder else ""),
                  "trials": choice.to_dict()["trials"]}
     else:
@@ -99,6 +99,8 @@ def fit_and_score(name, classes, train_texts, labels, test_texts, test_gold, cac
     student.fit([train_texts[i] for i in keep], [labels[i] for i in keep])
     fit_s = time.perf_counter() - t0
     pred = student.predict(test_texts)
+    head = student.__dict__.get("head_settings_")
+    extra["head"] = head.to_dict() if head is not None else None
     return {**scored(pred, test_gold), "fit_s": round(fit_s, 1), "trained_on": len(keep), **extra}, student
 
 
@@ -261,12 +263,13 @@ def bench_rare(args, cache) -> list[dict]:
         oos = make_student("embedding-head", classes, cache=cache).cross_val_proba(texts, labels, folds=5)
         return find_issues(np.array([classes.index(lab) for lab in labels]), oos, len(classes)).rows
 
-    def run(lever: str, labels: list[str], balancing="class-weight", prune=False, threshold=False, asked=0):
+    def run(lever: str, labels: list[str], balancing="auto", prune=False, threshold=False, asked=0):
         t0 = time.perf_counter()
         make = lambda: make_student("embedding-head", classes, cache=cache, balancing=balancing)  # noqa: E731
         keep = list(range(len(texts)))
-        if prune:
-            keep = pruned(labels, classes, make().cross_val_proba(texts, labels, folds=5))
+        student = make()
+        if prune:  # as the loop does: the cross-validation that flags labels also chooses the head's settings
+            keep = pruned(labels, classes, student.cross_val_proba(texts, labels, folds=5))
         fit_texts, fit_labels = [texts[i] for i in keep], [labels[i] for i in keep]
         cut = 0.5
         if threshold:  # the rare class's threshold: best F1 of the out-of-fold probabilities (training side)
@@ -274,21 +277,23 @@ def bench_rare(args, cache) -> list[dict]:
             is_rare = np.array([lab == RARE for lab in fit_labels])
             grid = np.linspace(0.05, 0.95, 19)
             cut = float(max(grid, key=lambda c: f1_score(is_rare, oos >= c, zero_division=0)))
-        student = make().fit(fit_texts, fit_labels)
+        student.fit(fit_texts, fit_labels)
         probs = student.predict_proba(test_texts)[:, 1]
         pred = [RARE if p >= cut else "other" for p in probs]
         rare_labels = sum(lab == RARE for lab in labels)
         false_rare = sum(lab == RARE and g != RARE for lab, g in zip(labels, gold))
         rows.append({"lever": lever, **scored(pred, test_gold), "trained_on": len(fit_texts), "large_model_calls": asked,
                      "rare_labels": rare_labels, "false_rare_labels": false_rare, "threshold": round(cut, 2),
-                     "seconds": round(time.perf_counter() - t0, 1)})
+                     "seconds": round(time.perf_counter() - t0, 1), "head": student.head_settings_.to_dict()})
         print(f"  rare {lever}: macro-F1 {rows[-1]['macro_f1']:.3f}", flush=True)
 
     run("gold labels (the reference)", gold)
     run("teacher, no class weights", teacher, balancing="none")
-    run("teacher, class weights (default)", teacher)
-    run("teacher, class weights + confident-learning pruning", teacher, prune=True)
-    run("teacher, class weights + rare threshold by CV", teacher, threshold=True)
+    run("teacher, class weights", teacher, balancing="class-weight")
+    run("teacher, balancing auto (the default: chosen by CV)", teacher)
+    run("teacher, class weights + confident-learning pruning", teacher, balancing="class-weight", prune=True)
+    run("teacher, balancing auto + confident-learning pruning (the loop's default)", teacher, prune=True)
+    run("teacher, class weights + rare threshold by CV", teacher, balancing="class-weight", threshold=True)
     run("teacher, pruning + rare threshold by CV", teacher, prune=True, threshold=True)
     suspects = flagged(teacher)
     run("teacher, flagged labels re-asked of the large model (review.relabel_suspects) + pruning",
@@ -318,7 +323,7 @@ def bench_iteration(args) -> dict:
     t0 = time.perf_counter()
     make = lambda kind, enc: make_student(kind, classes, model_path=enc, cache=cache)  # noqa: E731
     choice = choose(make, texts, labels, target=0.99, budget_s=args.budget, previous_best=None, folds=5)
-    make(choice.kind, choice.encoder).fit(texts, labels)
+    choice.student.fit(texts, labels)
     out["auto_s"] = round(time.perf_counter() - t0, 1)
     out["auto_budget_s"] = args.budget
     out["auto_chose"] = choice.kind + (f" ({choice.encoder})" if choice.encoder else "")

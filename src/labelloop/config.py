@@ -24,7 +24,7 @@ LLMMode = Literal["api", "local", "embedded"]
 # The one list of each choice; the packages read them with typing.get_args.
 StudentType = Literal["embedding-head", "setfit", "transformer", "static"]
 StudentChoice = Literal["embedding-head", "setfit", "transformer", "static", "auto"]
-BalancingMode = Literal["class-weight", "oversample", "none"]
+BalancingMode = Literal["auto", "class-weight", "oversample", "none"]
 SamplingStrategy = Literal["sequential", "random", "uncertainty", "diverse-uncertainty", "balanced"]
 TruncationType = Literal["head", "head-tail"]
 
@@ -232,7 +232,11 @@ class StudentSection(Strict):
 
 
 class BalancingSection(Strict):
-    mode: BalancingMode = "class-weight"
+    mode: BalancingMode = Field(
+        "auto", description=("How classes are weighted. auto: the embedding-head and static students choose "
+                             "class-weight or none (and the head's C) by cross-validated agreement with the "
+                             "training labels each round; the others use class-weight."),
+    )
 
 
 class SamplingSection(Strict):

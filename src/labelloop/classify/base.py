@@ -70,7 +70,7 @@ class BaseStudent:
     kind = "base"
     multi_label = False  # set per student by make_student / load (classification.multi_label)
 
-    def __init__(self, classes: Sequence[str], balancing: str = "class-weight", seed: int = 0):
+    def __init__(self, classes: Sequence[str], balancing: str = "auto", seed: int = 0):
         self.classes = classes
         self.balancing = balancing
         self.seed = seed
@@ -281,6 +281,14 @@ def check_balancing(mode: str) -> str:
             f"unknown balancing mode {mode!r}; expected one of {list(BALANCING_MODES)} (balancing.mode)"
         )
     return mode
+
+
+def fixed_balancing(mode: str) -> str:
+    """The balancing a student applies where no cross-validation chooses it: "auto" means class-weight.
+
+    Only the single-label heads of the embedding-head and static students choose (classify.head.choose_head).
+    """
+    return "class-weight" if mode == "auto" else mode
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:

@@ -11,11 +11,15 @@ import numpy as np
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes
 from labelloop.classify.encoder import EmbeddingCache, Encoder
-from labelloop.classify.head import fit_head, fit_multi_head, head_proba, multi_head_proba
+from labelloop.classify.frozen_head import FrozenHeadMixin
+from labelloop.classify.head import DEFAULT_C, fit_multi_head, head_proba, multi_head_proba
 
 
-class EmbeddingHeadStudent(BaseStudent):
-    """Embeddings from a sentence-transformers folder, classified by logistic regression."""
+class EmbeddingHeadStudent(FrozenHeadMixin, BaseStudent):
+    """Embeddings from a sentence-transformers folder, classified by logistic regression.
+
+    C None and balancing "auto" (the defaults): chosen by cross-validation (labelloop.classify.frozen_head).
+    """
 
     kind = "embedding-head"
 
@@ -24,10 +28,10 @@ class EmbeddingHeadStudent(BaseStudent):
         classes: Sequence[str],
         encoder_path: str | None = None,
         cache: EmbeddingCache | None = None,
-        balancing: str = "class-weight",
+        balancing: str = "auto",
         max_seq_length: int | None = None,
         seed: int = 0,
-        C: float = 10.0,
+        C: float | None = None,
         batch_size: int = 32,
     ):
         super().__init__(classes, balancing=balancing, seed=seed)
@@ -41,12 +45,11 @@ class EmbeddingHeadStudent(BaseStudent):
         return Encoder(self.encoder_path, cache=self.cache, max_seq_length=self.max_seq_length,
                        batch_size=self.batch_size)
 
-    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
-        self.encoder_ = self._make_encoder()
-        X = self.encoder_.encode(texts)
-        self.coef_, self.intercept_ = fit_head(
-            X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C, soft=soft
-        )
+    def _features(self, texts: list[str], fitting: bool = False) -> np.ndarray:
+        if fitting:
+            self.encoder_ = self._make_encoder()
+            return self.encoder_.encode(texts)
+        return self._make_encoder().encode(texts)
 
     def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None,
                    ignore: np.ndarray | None = None) -> None:
@@ -66,16 +69,6 @@ class EmbeddingHeadStudent(BaseStudent):
             coef, intercept = fit_multi_head(X[train_idx], Y[train_idx], balancing=self.balancing, seed=self.seed,
                                              C=self.C)
             probs[test_idx] = multi_head_proba(X[test_idx], coef, intercept)
-        return probs
-
-    def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray,
-                   stop_after=None) -> np.ndarray:
-        """The body is frozen, so each text is embedded once and only the head is fitted per fold."""
-        X = self._make_encoder().encode(texts)
-        for train_idx, test_idx in splits:
-            coef, intercept = fit_head(X[train_idx], y[train_idx], len(classes), balancing=self.balancing,
-                                       seed=self.seed, C=self.C)
-            probs[test_idx] = head_proba(X[test_idx], coef, intercept)
         return probs
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -105,7 +98,7 @@ class EmbeddingHeadStudent(BaseStudent):
             body=fmt.BODY_DIR, head=fmt.HEAD_FILE, normalize=True,
             max_seq_length=self.encoder_.max_seq_length, truncation="head",
             encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
-            balancing=self.balancing, seed=self.seed, C=self.C, **self.multi_meta(),
+            seed=self.seed, **self.head_meta(), **self.multi_meta(),
         )
         (folder / "README.md").write_text(fmt.head_readme(self.kind, self.classes_, self.encoder_.max_seq_length,
                                                           self.multi_label))
@@ -119,7 +112,7 @@ class EmbeddingHeadStudent(BaseStudent):
         student = cls(
             classes, encoder_path=str(folder / meta.get("body", fmt.BODY_DIR)), cache=cache,
             balancing=meta.get("balancing", "class-weight"), max_seq_length=meta.get("max_seq_length"),
-            seed=meta.get("seed", 0), C=meta.get("C", 10.0),
+            seed=meta.get("seed", 0), C=meta.get("C", DEFAULT_C),
         )
         student.coef_, student.intercept_ = fmt.load_head(folder, len(classes))
         student.encoder_ = student._make_encoder()

@@ -23,7 +23,7 @@ def make_student(
     settings: "StudentSection | None" = None,
     model_path: str | None = None,
     cache=None,
-    balancing: str = "class-weight",
+    balancing: str = "auto",
     max_seq_length: int | None = None,
     multi_label: bool = False,
 ) -> BaseStudent:

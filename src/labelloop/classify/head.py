@@ -1,28 +1,90 @@
-"""A logistic-regression head over embeddings, kept as plain (coef, intercept) arrays."""
+"""A logistic-regression head over embeddings, kept as plain (coef, intercept) arrays.
+
+How a single-label head is regularised (C) and weighted (balancing "auto") is chosen here, by
+cross-validated agreement with the labels it is given (choose_head); nothing else picks them.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from labelloop.classify.base import class_weights, oversample_indices
+from labelloop.classify.base import class_weights, fixed_balancing, oversample_indices
 
 ABSENT_MARGIN = 20.0  # logit gap that keeps a class with no training data at ~e^-20 probability
+DEFAULT_C = 10.0  # where nothing is chosen by cross-validation (multi-label heads, fine-tuned students)
+# What choose_head tries when C is not given, and for balancing "auto", in this order: on a tie the first
+# wins, which is the setting used where nothing is chosen (DEFAULT_C, class-weight).
+C_GRID = (10.0, 3.0, 1.0, 0.3)
+AUTO_BALANCING = ("class-weight", "none")
 
 
 SOFT_FLOOR = 0.02  # teacher probabilities below this are dropped (they are noise, and cost rows)
 
 
+@dataclass(frozen=True)
+class HeadSettings:
+    """A single-label head's C and balancing, and how they were set."""
+
+    C: float
+    balancing: str
+    cv_accuracy: float | None = None  # the out-of-fold agreement with the labels that chose them
+    tried: int = 1  # settings compared (1: given, not chosen)
+
+    def to_dict(self) -> dict:
+        return {"C": self.C, "balancing": self.balancing, "cv_accuracy": self.cv_accuracy, "tried": self.tried}
+
+
+def head_grid(C: float | None, balancing: str) -> list[tuple[float, str]]:
+    """The (C, balancing) pairs choose_head compares: C_GRID unless C is given, AUTO_BALANCING for "auto"."""
+    cs = C_GRID if C is None else (float(C),)
+    modes = AUTO_BALANCING if balancing == "auto" else (balancing,)
+    return [(c, mode) for mode in modes for c in cs]
+
+
+def choose_head(X: np.ndarray, y: np.ndarray, n_classes: int, splits, *, C: float | None, balancing: str,
+                seed: int, probs: np.ndarray | None = None) -> tuple[HeadSettings, np.ndarray]:
+    """The head settings whose out-of-fold predictions agree best with y, and those probabilities.
+
+    Each (C, balancing) of head_grid is fitted on every split's training rows and scored by the
+    accuracy of its predictions on the held-out rows against the labels given (the teacher's: no
+    gold label is ever seen); the first best in head_grid's order wins. Rows that no split holds out keep `probs`' value.
+    Under a noisy teacher this is what picks a smaller C, and no class weights where weighting
+    would amplify the false labels of a small class.
+    """
+    grid = head_grid(C, balancing)
+    base = np.full((len(y), n_classes), 1.0 / n_classes) if probs is None else probs
+    held = np.zeros(len(y), dtype=bool)
+    for _, test_idx in splits:
+        held[test_idx] = True
+    best: tuple[float, tuple[float, str], np.ndarray] | None = None
+    for c, mode in grid:
+        out = base.copy()
+        for train_idx, test_idx in splits:
+            coef, intercept = fit_head(X[train_idx], y[train_idx], n_classes, balancing=mode, seed=seed, C=c)
+            out[test_idx] = head_proba(X[test_idx], coef, intercept)
+        score = float(np.mean(out[held].argmax(axis=1) == y[held])) if held.any() else 0.0
+        if best is None or score > best[0]:
+            best = (score, (c, mode), out)
+    score, (c, mode), out = best
+    return HeadSettings(c, mode, round(score, 4) if held.any() else None, len(grid)), out
+
+
 def fit_head(
-    X: np.ndarray, y: np.ndarray, n_classes: int, *, balancing: str, seed: int, C: float = 10.0,
+    X: np.ndarray, y: np.ndarray, n_classes: int, *, balancing: str, seed: int, C: float | None = None,
     soft: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logits for every class: coef (n_classes, dim), intercept (n_classes,), float32.
 
     With soft targets (rows x classes), each row counts once per class it gives at least
     SOFT_FLOOR of its probability, weighted by that probability: the cross-entropy of the teacher's
-    distribution, which logistic regression fits through sample weights.
+    distribution, which logistic regression fits through sample weights. C None is DEFAULT_C and
+    balancing "auto" is class-weight here: choose_head is where they are chosen.
     """
+    C = DEFAULT_C if C is None else C
+    balancing = fixed_balancing(balancing)
     if soft is not None:
         return _fit_soft(X, y, n_classes, soft, balancing=balancing, seed=seed, C=C)
     dim = X.shape[1]
@@ -91,14 +153,18 @@ def head_proba(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.nda
 # ------------------------------------------------------------------ multi-label: one head per label
 
 
-def fit_multi_head(X: np.ndarray, Y: np.ndarray, *, balancing: str, seed: int, C: float = 10.0,
+def fit_multi_head(X: np.ndarray, Y: np.ndarray, *, balancing: str, seed: int, C: float | None = None,
                    soft: np.ndarray | None = None, ignore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One logistic regression per label (one-vs-rest), each with its own class weights.
 
     Y is rows x labels of 0/1 (soft: the teacher's probability of each label). ignore (rows x labels,
     bool): decisions left out of that label's fit (likely label errors), the row still counts for the
     others. A label that is always (or never) given gets a constant head at +-ABSENT_MARGIN.
+    Multi-label heads are not tuned by choose_head (each label's threshold is, by cross-validation):
+    C None is DEFAULT_C and balancing "auto" is class-weight.
     """
+    C = DEFAULT_C if C is None else C
+    balancing = fixed_balancing(balancing)
     k = Y.shape[1]
     coef = np.zeros((k, X.shape[1]))
     intercept = np.zeros(k)

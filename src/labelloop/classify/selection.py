@@ -58,6 +58,7 @@ class Choice:
     reason: str
     trials: list[Trial] = field(default_factory=list)
     oos: np.ndarray | None = None  # the chosen student's out-of-sample probabilities
+    student: object | None = None  # the chosen student as cross-validated (unfitted; fit it on the labels kept)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "encoder": self.encoder, "reason": self.reason,
@@ -87,7 +88,7 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
     start = time.perf_counter()
     deadline = time.monotonic() + budget_s
     trials: list[Trial] = []
-    scored: list[tuple[float, int, Trial, np.ndarray]] = []
+    scored: list[tuple[float, int, Trial, np.ndarray, object]] = []
     pool = candidates_ or candidates(None)
     for rank, cand in enumerate(pool):
         best = max((s for s, *_ in scored), default=None)
@@ -108,8 +109,9 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
         t0 = time.perf_counter()
         try:
             seen = texts_for(cand.encoder) if texts_for is not None else texts
+            student = make(cand.kind, cand.encoder)
             with fit_deadline(deadline):
-                probs = _cross_val(make(cand.kind, cand.encoder), seen, labels, folds, budget_s - spent)
+                probs = _cross_val(student, seen, labels, folds, budget_s - spent)
         except OverBudget:
             trial.seconds = time.perf_counter() - t0
             trial.note = f"stopped at the budget: student.budget_s {budget_s:g} s ran out while it was scored"
@@ -126,21 +128,21 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
             trials.append(trial)
             continue
         trial.seconds = time.perf_counter() - t0
-        classes = list(make(cand.kind, cand.encoder).classes)
+        classes = list(student.classes)
         pred = [classes[i] for i in np.argmax(probs, axis=1)]
         trial.cv_accuracy = float(np.mean([p == g for p, g in zip(pred, labels)])) if labels else 0.0
         trials.append(trial)
-        scored.append((trial.cv_accuracy, rank, trial, probs))
+        scored.append((trial.cv_accuracy, rank, trial, probs, student))
     if not scored:
         notes = "; ".join(f"{t.candidate}: {t.note}" for t in trials if t.note)
         raise LabelloopError(f"student.type auto could score no student within student.budget_s "
                              f"{budget_s:g} s ({notes}); raise student.budget_s or set student.type")
     top = max(s for s, *_ in scored)
-    score, _rank, trial, probs = min((x for x in scored if x[0] >= top - TIE), key=lambda x: x[1])
+    score, _rank, trial, probs, student = min((x for x in scored if x[0] >= top - TIE), key=lambda x: x[1])
     reason = (f"{trial.candidate}: cross-validated agreement {score:.3f} with the teacher's training labels, "
               f"the best{' (or within ' + format(TIE, '.3f') + ' of it, and cheaper)' if score < top else ''} of "
               f"{len(scored)} tried in {time.perf_counter() - start:.0f} s")
-    return Choice(kind=trial.kind, encoder=trial.encoder, reason=reason, trials=trials, oos=probs)
+    return Choice(kind=trial.kind, encoder=trial.encoder, reason=reason, trials=trials, oos=probs, student=student)
 
 
 class _OverBudget(Exception):

@@ -50,7 +50,7 @@ class SetFitStudent(BaseStudent):
         self,
         classes: Sequence[str],
         encoder_path: str | None = None,
-        balancing: str = "class-weight",
+        balancing: str = "auto",
         max_seq_length: int | None = None,
         seed: int = 0,
         epochs: int = 1,

@@ -24,7 +24,8 @@ import numpy as np
 
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes
-from labelloop.classify.head import fit_head, fit_multi_head, head_proba, multi_head_proba
+from labelloop.classify.frozen_head import FrozenHeadMixin
+from labelloop.classify.head import DEFAULT_C, fit_multi_head, head_proba, multi_head_proba
 from labelloop.errors import ModelNotAvailableError
 from labelloop.files import sha256_file
 
@@ -132,7 +133,7 @@ def _encoder(folder: Path, max_tokens: int) -> StaticEncoder:
     return _LOADED[key]
 
 
-class StaticStudent(BaseStudent):
+class StaticStudent(FrozenHeadMixin, BaseStudent):
     """Static embeddings (distilled once from the encoder) + logistic regression: thousands of texts a second."""
 
     kind = "static"
@@ -141,10 +142,10 @@ class StaticStudent(BaseStudent):
         self,
         classes: Sequence[str],
         encoder_path: str | None = None,
-        balancing: str = "class-weight",
+        balancing: str = "auto",
         max_seq_length: int | None = None,
         seed: int = 0,
-        C: float = 10.0,
+        C: float | None = None,
         pca_dims: int = PCA_DIMS,
     ):
         super().__init__(classes, balancing=balancing, seed=seed)
@@ -161,19 +162,11 @@ class StaticStudent(BaseStudent):
     def _max_tokens(self) -> int:
         return int(self.max_seq_length or 512)
 
-    def _fit(self, texts: list[str], y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
-        self.static_ = self._static()
-        X = self.static_.encode(texts)
-        self.coef_, self.intercept_ = fit_head(X, y, len(classes), balancing=self.balancing, seed=self.seed, C=self.C,
-                                               soft=soft)
-
-    def _cross_val(self, texts, y, classes, splits, probs, stop_after=None):
-        X = self._static().encode(texts)
-        for train_idx, test_idx in splits:
-            coef, intercept = fit_head(X[train_idx], y[train_idx], len(classes), balancing=self.balancing,
-                                       seed=self.seed, C=self.C)
-            probs[test_idx] = head_proba(X[test_idx], coef, intercept)
-        return probs
+    def _features(self, texts: list[str], fitting: bool = False) -> np.ndarray:
+        if fitting:
+            self.static_ = self._static()
+            return self.static_.encode(texts)
+        return self._static().encode(texts)
 
     def _fit_multi(self, texts: list[str], Y: np.ndarray, classes: list[str], soft: np.ndarray | None = None,
                    ignore: np.ndarray | None = None) -> None:
@@ -204,7 +197,7 @@ class StaticStudent(BaseStudent):
             max_seq_length=self._max_tokens(), truncation="head", pca_dims=self.pca_dims,
             encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
             encoder_path=str(self.encoder_path) if self.encoder_path else None,  # what a refit starts from
-            balancing=self.balancing, seed=self.seed, C=self.C, **self.multi_meta(),
+            seed=self.seed, **self.head_meta(), **self.multi_meta(),
         )
         readme = STATIC_README.format(encoder=self.encoder_path or "all-MiniLM-L6-v2", classes=", ".join(self.classes_),
                                       max_tokens=self._max_tokens())
@@ -218,7 +211,7 @@ class StaticStudent(BaseStudent):
         meta = fmt.read_meta(folder)
         classes = check_classes(meta["classes"])
         student = cls(classes, encoder_path=meta.get("encoder_path"), balancing=meta.get("balancing", "class-weight"),
-                      max_seq_length=meta.get("max_seq_length"), seed=meta.get("seed", 0), C=meta.get("C", 10.0),
+                      max_seq_length=meta.get("max_seq_length"), seed=meta.get("seed", 0), C=meta.get("C", DEFAULT_C),
                       pca_dims=meta.get("pca_dims", PCA_DIMS))
         student.static_ = _encoder(folder / meta.get("static", STATIC_DIR), student._max_tokens())
         student.coef_, student.intercept_ = fmt.load_head(folder, len(classes))

@@ -18,7 +18,15 @@ from typing import Sequence
 import numpy as np
 
 from labelloop.classify import folder as fmt
-from labelloop.classify.base import BaseStudent, check_classes, check_deadline, class_weights, isolated_rng, oversample_indices
+from labelloop.classify.base import (
+    BaseStudent,
+    check_classes,
+    check_deadline,
+    class_weights,
+    fixed_balancing,
+    isolated_rng,
+    oversample_indices,
+)
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
 from labelloop.errors import ModelNotAvailableError
 
@@ -56,7 +64,7 @@ class TransformerStudent(BaseStudent):
         lr: float = 1e-4,
         batch_size: int = 16,
         max_seq_length: int | None = None,
-        balancing: str = "class-weight",
+        balancing: str = "auto",
         seed: int = 0,
         weight_decay: float = 0.01,
     ):
@@ -77,10 +85,11 @@ class TransformerStudent(BaseStudent):
             model, tokenizer = _load(source, classes, fresh_head=True)
             self.max_length_ = int(self.max_seq_length or _default_length(source, tokenizer))
             order = np.arange(len(texts))
-            if self.balancing == "oversample":
+            balancing = fixed_balancing(self.balancing)
+            if balancing == "oversample":
                 order = oversample_indices(y, self.seed)
             weights = None
-            if self.balancing == "class-weight":
+            if balancing == "class-weight":
                 weights = torch.tensor(class_weights(y, len(classes)), dtype=torch.float32)
             self._train(model, tokenizer, [texts[i] for i in order], y[order], weights,
                         None if soft is None else soft[order])
@@ -104,10 +113,11 @@ class TransformerStudent(BaseStudent):
             model, tokenizer = _load(source, classes, fresh_head=True, multi_label=True)
             self.max_length_ = int(self.max_seq_length or _default_length(source, tokenizer))
             order = np.arange(len(texts))
-            if self.balancing == "oversample":
+            balancing = fixed_balancing(self.balancing)
+            if balancing == "oversample":
                 order = multilabel_oversample_indices(Y, self.seed)
             pos_weight = None
-            if self.balancing == "class-weight":
+            if balancing == "class-weight":
                 pos_weight = torch.tensor(label_pos_weights(Y), dtype=torch.float32)
             targets = (Y if soft is None else np.clip(soft, 0.0, 1.0)).astype(np.float32)
             keep = None if ignore is None else (~np.asarray(ignore, dtype=bool)).astype(np.float32)[order]

@@ -120,7 +120,7 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
             **({"ignored_decisions": int(fitted.ignored.sum())} if fitted.ignored is not None else {}),
             METRICS_KEY: fitted.flags.to_dict(),
             "student": {"type": getattr(student, "kind", config.student.type), "encoder": contract.encoder,
-                        "soft_labels": config.student.soft_labels},
+                        "soft_labels": config.student.soft_labels, **_head_settings(student)},
             **({"auto": fitted.auto} if fitted.auto else {}),
             **({"multi_label": {"metric": scoring.metric_name(config),
                                 "thresholds": {c: float(t) for c, t in zip(classes, student.thresholds_)}}}
@@ -134,6 +134,12 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
     )
     store.finish_iteration(n, **values)
     return values
+
+
+def _head_settings(student) -> dict:
+    """The head's C and balancing, where cross-validation chose them (labelloop.classify.head.choose_head)."""
+    settings = student.__dict__.get("head_settings_")
+    return {"head": settings.to_dict()} if settings is not None else {}
 
 
 def _dataset_rows(config: Config, data: RoundData, fitted: Fitted):
@@ -277,8 +283,8 @@ def _auto(config: Config, store: Store, data: RoundData, contract: StudentInput)
                     data.train_labels, target=config.system.required_accuracy, budget_s=config.student.budget_s,
                     previous_best=previous_best, folds=config.student.cv_folds, candidates_=pool,
                     texts_for=texts_for)
-    chosen = contract_for(choice.encoder)
-    return chosen, new_student(config, chosen, store, kind=choice.kind), choice.oos, choice.to_dict()
+    # The candidate as cross-validated: what its cross-validation chose (a head's settings) carries into its fit.
+    return contract_for(choice.encoder), choice.student, choice.oos, choice.to_dict()
 
 
 def _record_student_labels(store, n, data: RoundData, oos: np.ndarray, test_probs, classes, student) -> None:
