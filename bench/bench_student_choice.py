@@ -10,7 +10,9 @@ learning flags are left out, gold labels never are), and scored on a fixed sampl
   head-minilm      embedding-head on all-MiniLM-L6-v2 (the default)
   head-mpnet       embedding-head on all-mpnet-base-v2 (student.encoder: all-mpnet-base-v2)
   static           model2vec static embeddings distilled from MiniLM + the same head
+  setfit           all-MiniLM-L6-v2 tuned on contrastive pairs, then the head (student.type: setfit)
   transformer      all-MiniLM-L6-v2 fine-tuned end to end (student.type: transformer)
+                   (the fine-tuned two have their labels checked by the frozen MiniLM head, as in the loop)
   auto             student.type auto: candidates scored by 5-fold agreement with the teacher's
                    labels (training side only), within --budget seconds
 
@@ -53,11 +55,11 @@ from labelloop.classify import make_student  # noqa: E402
 from labelloop.classify.selection import choose  # noqa: E402
 
 TEACHER_ACCURACY = 0.9
-STUDENTS = ["head-minilm", "head-mpnet", "static", "transformer", "auto"]
+STUDENTS = ["head-minilm", "head-mpnet", "static", "setfit", "transformer", "auto"]
 KINDS = {"head-minilm": ("embedding-head", None), "head-mpnet": ("embedding-head", "all-mpnet-base-v2"),
-         "static": ("static", None), "transformer": ("transformer", None)}
+         "static": ("static", None), "setfit": ("setfit", None), "transformer": ("transformer", None)}
 RARE = "entertainment"
-SETTINGS: dict = {}  # per student type, from --epochs / --max-len (the fine-tuned transformer)
+SETTINGS: dict = {}  # per student type, from --epochs / --max-len / --setfit-iterations (the fine-tuned ones)
 
 
 def noisy(labels: list[str], classes: list[str], accuracy: float, seed: int) -> list[str]:
@@ -94,7 +96,7 @@ def fit_and_score(name, classes, train_texts, labels, test_texts, test_gold, cac
     else:
         kind, enc = KINDS[name]
         student = make_student(kind, classes, model_path=enc, cache=cache, settings=SETTINGS.get(kind))
-        oos = student.cross_val_proba(train_texts, labels, folds=5) if prune else None
+        oos = student.label_check_proba(train_texts, labels, folds=5) if prune else None
     keep = pruned(labels, classes, oos) if prune else list(range(len(labels)))
     student.fit([train_texts[i] for i in keep], [labels[i] for i in keep])
     fit_s = time.perf_counter() - t0
@@ -395,7 +397,8 @@ def main() -> None:
     ap.add_argument("--soft-model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None, help="transformer epochs (default: labelloop's, 5)")
-    ap.add_argument("--max-len", type=int, default=None, help="transformer max tokens (default: the model's)")
+    ap.add_argument("--max-len", type=int, default=None, help="setfit/transformer max tokens (default: the model's)")
+    ap.add_argument("--setfit-iterations", type=int, default=None, help="setfit pairs per example (default: 20)")
     ap.add_argument("--quick", action="store_true", help="100 train, 100 test, 200 texts for rates")
     ap.add_argument("--name", default="student-choice")
     args = ap.parse_args()
@@ -403,10 +406,12 @@ def main() -> None:
         args.train, args.test, args.rate_n, args.teacher_n, args.rare_others, args.soft_n, args.iter_n = (
             100, 100, 200, 2, 140, 20, 200)
     args.students = args.students.split(",")
-    if args.epochs or args.max_len:
+    if args.epochs or args.max_len or args.setfit_iterations:
         from labelloop.config import StudentSection
 
         SETTINGS["transformer"] = StudentSection(epochs=args.epochs, max_seq_length=args.max_len)
+        SETTINGS["setfit"] = StudentSection(max_seq_length=args.max_len,
+                                            setfit_iterations=args.setfit_iterations or 20)
     t0 = time.perf_counter()
     cache = DictCache()
     result = {**environment(), "args": vars(args), "teacher_accuracy": TEACHER_ACCURACY, "students": []}

@@ -26,6 +26,7 @@ from labelloop.classify import make_student  # noqa: E402
 from labelloop.config import StudentSection  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+BALANCING = ("none", "class-weight", "oversample", "auto")  # auto: labelloop's default, chosen by cross-validation
 
 
 def bbc_articles() -> dict[str, list[str]]:
@@ -50,7 +51,7 @@ def split(data: dict[str, list[str]], train_sizes: dict[str, int], test_per_clas
     return train, test
 
 
-def run_student(kind: str, topics, train, test, settings: StudentSection, balancing="class-weight", cache=None):
+def run_student(kind: str, topics, train, test, settings: StudentSection, balancing="auto", cache=None):
     """Fit and score one student; returns metrics and timings."""
     student = make_student(kind, topics, settings=settings, cache=cache, balancing=balancing)
     t0 = time.perf_counter()
@@ -64,6 +65,7 @@ def run_student(kind: str, topics, train, test, settings: StudentSection, balanc
         "student": kind, "train_size": len(train), "test_size": len(test), "balancing": balancing,
         "accuracy": accuracy_score(gold, pred), "macro_f1": f1_score(gold, pred, average="macro"),
         "fit_seconds": fit_s, "predict_chunks_per_s": len(test) / predict_s, "pred": pred,
+        "head": head.to_dict() if (head := student.__dict__.get("head_settings_")) is not None else None,
     }
 
 
@@ -100,7 +102,7 @@ def bench_balancing(data, args) -> list[dict]:
         train, test = split(data, sizes, args.test_per_class, seed=100 + seed)
         gold = [c for _, c in test]
         minority = rot[-1]
-        for mode in ("none", "class-weight", "oversample"):
+        for mode in BALANCING:
             row = run_student("embedding-head", topics, train, test, settings, balancing=mode, cache=cache)
             pred = row.pop("pred")
             row.update(seed=seed, minority=minority,
@@ -149,7 +151,7 @@ def main(argv=None) -> None:
     print(table(types, ["student", "train_size", "accuracy", "macro_f1", "fit_seconds", "predict_chunks_per_s"]))
     balancing = bench_balancing(data, args) if args.balance_seeds > 0 else []
     summary = []
-    for mode in ("none", "class-weight", "oversample") if balancing else ():
+    for mode in BALANCING if balancing else ():
         sel = [r for r in balancing if r["balancing"] == mode]
         summary.append({"balancing": mode, "macro_f1": float(np.mean([r["macro_f1"] for r in sel])),
                         "minority_recall": float(np.mean([r["minority_recall"] for r in sel])),

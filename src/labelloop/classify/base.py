@@ -172,6 +172,12 @@ class BaseStudent:
         splits = list(StratifiedKFold(n_folds, shuffle=True, random_state=self.seed).split(np.zeros(len(y)), y))
         return self._cross_val(list(texts), y, classes, splits, probs, stop_after)
 
+    def label_check_proba(self, texts: list[str], labels: list, folds: int = 5) -> np.ndarray:
+        """Out-of-sample probabilities of the training texts that rank their label errors (the loop's
+        pruning, re-labeling and review queue): this student's own cross-validation. The fine-tuned
+        students use their frozen base encoder instead (labelloop.classify.frozen_head.FineTunedLabelCheck)."""
+        return self.cross_val_proba(texts, labels, folds=folds)
+
     def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray,
                    stop_after: Callable[[int, int], bool] | None = None) -> np.ndarray | None:
         for k, (train_idx, test_idx) in enumerate(splits, 1):

@@ -61,7 +61,7 @@ def _make(kind: str, classes: Sequence[str], *, settings, model_path, cache, bal
             extra = _given(epochs=s.epochs, num_iterations=s.setfit_iterations, learning_rate=s.learning_rate,
                            batch_size=min(s.batch_size, 16))
         return SetFitStudent(classes, encoder_path=encoder, balancing=balancing, max_seq_length=max_len,
-                             seed=seed, **extra)
+                             seed=seed, cache=cache, **extra)
     if kind == "transformer":
         from labelloop.classify.transformer_student import TransformerStudent
 
@@ -69,7 +69,7 @@ def _make(kind: str, classes: Sequence[str], *, settings, model_path, cache, bal
         if s:
             extra = _given(epochs=s.epochs, lr=s.learning_rate, batch_size=s.batch_size)
         return TransformerStudent(classes, model_path=model_path or (s.encoder if s else None),
-                                  balancing=balancing, max_seq_length=max_len, seed=seed, **extra)
+                                  balancing=balancing, max_seq_length=max_len, seed=seed, cache=cache, **extra)
     if kind == "static":
         from labelloop.classify.static_student import StaticStudent
 

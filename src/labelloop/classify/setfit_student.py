@@ -22,6 +22,7 @@ import numpy as np
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes, check_deadline, isolated_rng
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
+from labelloop.classify.frozen_head import FineTunedLabelCheck
 from labelloop.classify.head import fit_head, fit_multi_head, head_proba, multi_head_proba
 
 
@@ -41,8 +42,11 @@ def _deadline_callback():
     return Deadline()
 
 
-class SetFitStudent(BaseStudent):
-    """A sentence-transformers body fine-tuned on contrastive pairs (setfit), then a head."""
+class SetFitStudent(FineTunedLabelCheck, BaseStudent):
+    """A sentence-transformers body fine-tuned on contrastive pairs (setfit), then a head.
+
+    cache: embeddings of the base encoder, for the frozen head that checks its labels (FineTunedLabelCheck).
+    """
 
     kind = "setfit"
 
@@ -58,15 +62,20 @@ class SetFitStudent(BaseStudent):
         learning_rate: float = 2e-5,
         batch_size: int = 16,
         C: float = 10.0,
+        cache=None,
     ):
         super().__init__(classes, balancing=balancing, seed=seed)
         self.encoder_path = encoder_path
+        self.cache = cache
         self.max_seq_length = max_seq_length
         self.epochs = epochs
         self.num_iterations = num_iterations
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.C = C
+
+    def _base_encoder(self) -> str | None:
+        return self.encoder_path
 
     def _fresh_body(self):
         """A fresh copy of the base body (training changes it)."""

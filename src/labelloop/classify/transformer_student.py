@@ -28,6 +28,7 @@ from labelloop.classify.base import (
     oversample_indices,
 )
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
+from labelloop.classify.frozen_head import FineTunedLabelCheck
 from labelloop.errors import ModelNotAvailableError
 
 POS_WEIGHT_RANGE = (0.1, 10.0)  # multi-label class-weight: negatives/positives per label, clipped to this
@@ -51,8 +52,12 @@ def hf_model_dir(path: str) -> str:
     )
 
 
-class TransformerStudent(BaseStudent):
-    """AutoModelForSequenceClassification from a local folder, with weighted cross-entropy."""
+class TransformerStudent(FineTunedLabelCheck, BaseStudent):
+    """AutoModelForSequenceClassification from a local folder, with weighted cross-entropy.
+
+    cache: embeddings of the base model as an encoder, for the frozen head that checks its labels
+    (FineTunedLabelCheck).
+    """
 
     kind = "transformer"
 
@@ -67,14 +72,19 @@ class TransformerStudent(BaseStudent):
         balancing: str = "auto",
         seed: int = 0,
         weight_decay: float = 0.01,
+        cache=None,
     ):
         super().__init__(classes, balancing=balancing, seed=seed)
         self.model_path = model_path
+        self.cache = cache
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.weight_decay = weight_decay
+
+    def _base_encoder(self) -> str | None:
+        return self.model_path
 
     def _fit(self, texts: list[str], y: np.ndarray, classes: list[str], soft: np.ndarray | None = None) -> None:
         source = hf_model_dir(resolve_model_path(self.model_path, "training.model_path"))

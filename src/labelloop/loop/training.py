@@ -227,13 +227,14 @@ def fit_labeled(student, texts: list[str], labels: list, sources: list[str], chu
                 multi_label: bool = False) -> LabeledFit:
     """The loop's way to fit a student on LLM labels: cross-validate, rank likely label errors, prune, fit.
 
-    `oos` given: the cross-validation was already done (student.type auto). Single-label: the flagged
+    The out-of-sample probabilities come from `student.label_check_proba` (a fine-tuned student's are
+    its frozen base encoder's). `oos` given: the cross-validation was already done (student.type auto). Single-label: the flagged
     rows are left out. Multi-label: each label leaves out its own flagged decisions (labelloop.classify.
     label_quality.find_cell_issues) and its threshold is tuned on the out-of-fold probabilities of
     the decisions kept.
     """
     if oos is None:
-        oos = student.cross_val_proba(texts, labels, folds=folds).copy() if texts else np.zeros((0, len(classes)))
+        oos = student.label_check_proba(texts, labels, folds=folds).copy() if texts else np.zeros((0, len(classes)))
     rows, flags = rank_round(chunk_ids, labels, sources, oos, classes)
     if multi_label and texts:
         ignore = _fit_sets(student, texts, labels, sources, classes, oos, prune=prune, soft=soft)

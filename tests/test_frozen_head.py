@@ -1,4 +1,5 @@
-"""The frozen-body students' head settings (C, balancing "auto"): chosen by cross-validation on the labels given."""
+"""The frozen-body students' head settings (C, balancing "auto"), chosen by cross-validation on the labels given;
+and the frozen head that checks a fine-tuned student's labels."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 from sklearn.model_selection import StratifiedKFold
 
 from labelloop.classify import load_student, make_student
+from labelloop.classify.base import BaseStudent
+from labelloop.classify.embedding_head import EmbeddingHeadStudent
+from labelloop.errors import ModelNotAvailableError
 from labelloop.classify.head import (
     AUTO_BALANCING,
     C_GRID,
@@ -104,3 +108,37 @@ def test_fit_after_cross_validation_uses_its_choice_and_a_bare_fit_chooses_its_o
 def test_too_few_labels_to_hold_out_fall_back_to_the_unchosen_settings():
     student = make_student("embedding-head", ["a", "b"]).fit(["one text", "another", "a third"], ["a", "b", "b"])
     assert student.head_settings_ == HeadSettings(10.0, "class-weight")
+
+
+def topic_texts():
+    texts = [f"the {w} report on item {i}" for i, w in enumerate(["market", "match", "vote", "phone"] * 6)]
+    labels = [{"market": "business", "match": "sports", "vote": "politics", "phone": "tech"}[t.split()[1]]
+              for t in texts]
+    return texts, labels, ["business", "politics", "sports", "tech"]
+
+
+@pytest.mark.parametrize("kind", ["setfit", "transformer"])
+def test_a_fine_tuned_student_checks_its_labels_with_its_frozen_encoder_and_fine_tunes_nothing(kind, monkeypatch):
+    texts, labels, classes = topic_texts()
+    student = make_student(kind, classes, max_seq_length=32)
+    monkeypatch.setattr(type(student), "_fit", lambda *a, **k: pytest.fail("a label check must not fine-tune"))
+    probs = student.label_check_proba(texts, labels, folds=3)
+    frozen = EmbeddingHeadStudent(classes, max_seq_length=32).cross_val_proba(texts, labels, folds=3)
+    assert probs.shape == (len(texts), len(classes)) and np.allclose(probs, frozen)
+    assert np.mean(probs.argmax(1) == np.array([classes.index(lab) for lab in labels])) > 0.9
+
+
+def test_a_base_model_that_is_no_encoder_is_cross_validated_itself(monkeypatch):
+    texts, labels, classes = topic_texts()
+    student = make_student("transformer", classes)
+
+    def not_an_encoder(self, *a, **k):
+        if type(self) is EmbeddingHeadStudent:
+            raise ModelNotAvailableError("not a sentence-transformers folder")
+        return "its own cross-validation"
+
+    monkeypatch.setattr(BaseStudent, "cross_val_proba", not_an_encoder)
+    assert student.label_check_proba(texts, labels) == "its own cross-validation"
+    student.multi_label = True  # a multi-label student's thresholds need its own out-of-fold probabilities
+    monkeypatch.setattr(BaseStudent, "cross_val_proba", lambda self, *a, **k: f"{self.kind} itself")
+    assert student.label_check_proba(texts, [[lab] for lab in labels]) == "transformer itself"
