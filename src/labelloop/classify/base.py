@@ -175,7 +175,7 @@ class BaseStudent:
     def label_check_proba(self, texts: list[str], labels: list, folds: int = 5) -> np.ndarray:
         """Out-of-sample probabilities of the training texts that rank their label errors (the loop's
         pruning, re-labeling and review queue): this student's own cross-validation. The fine-tuned
-        students use their frozen base encoder instead (labelloop.classify.frozen_head.FineTunedLabelCheck)."""
+        students use their frozen base encoder instead (labelloop.classify.label_check)."""
         return self.cross_val_proba(texts, labels, folds=folds)
 
     def _cross_val(self, texts: list[str], y: np.ndarray, classes: list[str], splits, probs: np.ndarray,

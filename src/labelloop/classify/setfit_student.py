@@ -22,7 +22,7 @@ import numpy as np
 from labelloop.classify import folder as fmt
 from labelloop.classify.base import BaseStudent, check_classes, check_deadline, isolated_rng
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
-from labelloop.classify.frozen_head import FineTunedLabelCheck
+from labelloop.classify.label_check import FineTunedLabelCheck
 from labelloop.classify.head import fit_head, fit_multi_head, head_proba, multi_head_proba
 
 

@@ -28,7 +28,7 @@ from labelloop.classify.base import (
     oversample_indices,
 )
 from labelloop.classify.encoder import resolve_model_path, set_torch_threads
-from labelloop.classify.frozen_head import FineTunedLabelCheck
+from labelloop.classify.label_check import FineTunedLabelCheck
 from labelloop.errors import ModelNotAvailableError
 
 POS_WEIGHT_RANGE = (0.1, 10.0)  # multi-label class-weight: negatives/positives per label, clipped to this
