@@ -69,7 +69,15 @@ def test_mpnet_encoder_from_config(tmp_path, docs):
 
 def test_static_student_from_config(tmp_path, docs):
     model, _out = trained(tmp_path, docs, {"type": "static"})
-    assert json.loads((model / "labelloop.json").read_text())["student_type"] == "static"
+    meta = json.loads((model / "labelloop.json").read_text())
+    assert meta["student_type"] == "static"
+    from labelloop.store import Store
+
+    # The head's C and balancing were chosen by the round's cross-validation (balancing auto, the default),
+    # recorded with the iteration, and saved with the model that predicts with them.
+    head = Store(tmp_path / "output" / "labelloop.db").iterations()[-1].metrics["student"]["head"]
+    assert head["tried"] == 8 and 0 < head["cv_accuracy"] <= 1
+    assert (meta["C"], meta["balancing"]) == (head["C"], head["balancing"]) and meta["balancing"] != "auto"
     predict_everywhere(model, docs, tmp_path, ray=True)
 
 

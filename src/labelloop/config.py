@@ -271,6 +271,10 @@ class ReviewSection(Strict):
     relabel_suspects: bool = Field(
         False, description="Ask the large model to re-label the training labels flagged as likely errors."
     )
+    confirm_rare: bool = Field(
+        True, description=("Single-label: ask the large model about every small-model label of a rare class (one "
+                           "holding less than half an even share of the training labels); its label counts."),
+    )
 
 
 class IngestSection(Strict):

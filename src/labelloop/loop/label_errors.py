@@ -10,6 +10,7 @@ errors" queue all see the same list, and a resumed run reads it instead of compu
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -21,6 +22,7 @@ from labelloop.config import Config
 from labelloop.store import Store
 
 METRICS_KEY = "label_errors"
+RARE_SHARE_OF_EVEN = 0.5  # a class is rare below half an even share (1 / classes) of the training labels
 
 
 @dataclass
@@ -133,3 +135,50 @@ def relabel(config: Config, store: Store, n: int, flagged: list[int], rules, tea
     todo = missing_labels(store, chunks, policy.LARGE, rules)
     teachers.label(store, todo, "large", rules, iteration=n, progress=progress)
     return suspects
+
+
+def rare_classes(labels: list[str], classes: list[str]) -> list[str]:
+    """The classes given to some but fewer than RARE_SHARE_OF_EVEN / len(classes) of these labels.
+
+    A teacher wrong on a tenth of a class that holds most texts gives a rare class about as many
+    false labels as true ones, so the share is taken of the labels as given, false ones included.
+    """
+    counts = Counter(labels)
+    cut = RARE_SHARE_OF_EVEN / len(classes) * len(labels)
+    return [c for c in classes if 0 < counts[c] < cut]
+
+
+def rare_share_cut(n_labels: int, n_classes: int) -> int:
+    """At most how many labels a rare class holds among n_labels (for the plan's upper bound)."""
+    return max(0, math.ceil(RARE_SHARE_OF_EVEN / n_classes * n_labels) - 1)
+
+
+@dataclass
+class RareCheck:
+    """What confirm_rare did in one round."""
+
+    rare: list[str]  # the rare classes among the round's training labels
+    asked: list[int]  # chunk ids whose small-model label the large model was asked about
+    note: str | None = None  # why nothing was asked
+
+
+def confirm_rare(config: Config, store: Store, n: int, rules, teachers, *, progress: bool = False) -> RareCheck:
+    """review.confirm_rare: the large model labels the chunks whose small-model label is a rare class.
+
+    Single-label only. The rare classes are those of rare_classes over the labels that count for
+    round n's training chunks; the large model's label then counts (labelloop.labels). Nothing is
+    asked when both roles are the same model: it would only repeat its own answer.
+    """
+    if config.multi_label or not config.review.confirm_rare:
+        return RareCheck([], [])
+    from labelloop.config import resolve_llm
+
+    train = [c.id for c in store.chunks("train") if (c.split_iteration or 0) <= n]
+    final = store.final_labels(train) if train else {}
+    rare = rare_classes([lab.label for lab in final.values()], config.classes)
+    if not rare:
+        return RareCheck([], [])
+    if resolve_llm(config, "small") == resolve_llm(config, "large"):
+        return RareCheck(rare, [], "the small and large roles are the same model")
+    ids = [cid for cid, lab in final.items() if lab.source == policy.SMALL and lab.label in rare]
+    return RareCheck(rare, relabel(config, store, n, ids, rules, teachers, progress=progress))

@@ -14,6 +14,7 @@ from labelloop.config import Config, resolve_llm
 from labelloop.llm.base import Example, LabelTask
 from labelloop.llm.openai_backend import PARSE_RETRIES
 from labelloop.llm.prompts import PromptSet, build_label_messages, build_rules_messages
+from labelloop.loop.label_errors import rare_share_cut
 from labelloop.loop.sizes import RULES_SAMPLES, max_train, test_size
 
 CHARS_PER_TOKEN = 4.0
@@ -122,7 +123,10 @@ def estimate(config: Config, n_chunks: int, avg_chars: float | None = None) -> P
                               rules_calls * large.rules_max_tokens, None))
     roles = [("test labels", large, n_test, ()), ("train labels", small, n_train, shots)]
     if config.review.relabel_suspects:
-        roles.append(("re-labels", large, n_train, shots))  # at most every training label, once per rules version
+        roles.append(("re-labels", large, n_train, shots))
+    if config.review.confirm_rare and not config.multi_label and large != small:
+        most_rare = min(n_train, (len(classes) - 1) * rare_share_cut(n_train, len(classes)))
+        roles.append(("rare-class checks", large, most_rare, shots))  # at most every training label, once per rules version
     for role, settings, n, examples in roles:
         task = LabelTask(sample, tuple(classes), rules_text, desc, examples, multi_label=config.multi_label)
         msgs = build_label_messages(task, "text", prompts)
@@ -136,6 +140,9 @@ def estimate(config: Config, n_chunks: int, avg_chars: float | None = None) -> P
     plan.notes.append(
         f"train labels: train_set_size {t.train_set_size} + (max_iters {t.max_iters} - 1) x train_set_increment "
         f"{t.train_set_increment}, capped by the {max(0, n_chunks - n_test):,} chunks left after the test set")
+    if config.review.confirm_rare and not config.multi_label and large != small:
+        plan.notes.append("rare-class checks: review.confirm_rare asks the large model about the small model's "
+                          "labels of rare classes; at most this many, and none where no class is rare")
     if config.review.relabel_suspects:
         plan.notes.append("re-labels: review.relabel_suspects sends suspected errors to the large model; at most "
                           "every training label once")

@@ -105,6 +105,7 @@ def _run(config: Config, store: Store, contract: StudentInput, console: Console,
                        progress=progress)
         done = {it.n: it for it in store.iterations() if it.status == "done"}
         if n not in done:
+            _confirm_rare(config, store, n, rules, teachers, console, progress)
             t0 = time.perf_counter()
             values = train_round(config, store, n, contract)
             console.print(f"iteration {n} trained in {time.perf_counter() - t0:.1f}s")
@@ -212,6 +213,21 @@ def _ensure_train_batch(config: Config, store: Store, sampler, n: int, contract:
         pool = candidates(pool, config.sampling.pool_limit, config.sampling.seed, n)
         state = sampler_state(config, store, sampler, store.chunks(ids=pool), n, contract)
     store.assign_split(pick(sampler, pool, size, round_=n, **state), "train", iteration=n)
+
+
+def _confirm_rare(config, store, n, rules, teachers, console, progress) -> None:
+    """review.confirm_rare: the large model checks the small model's labels of rare classes before round n trains."""
+    from labelloop.loop.label_errors import RARE_SHARE_OF_EVEN, confirm_rare
+
+    check = confirm_rare(config, store, n, rules, teachers, progress=progress)
+    if not check.rare:
+        return
+    below = f"below {100 * RARE_SHARE_OF_EVEN / len(config.classes):.0f}% of the training labels"
+    if check.note:
+        console.print(f"Rare classes: {', '.join(check.rare)} ({below}); not confirmed: {check.note}.")
+    elif check.asked:
+        console.print(f"Rare classes: {', '.join(check.rare)} ({below}); the large model labeled the "
+                      f"{len(check.asked)} chunks the small model gave them (review.confirm_rare).")
 
 
 def _handle_label_errors(config, store, n, rules, teachers, console, progress, *, another_round: bool) -> None:
