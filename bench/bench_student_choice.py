@@ -26,9 +26,12 @@ Soft labels: the embedded qwen2.5-coder-0.5b labels --soft-n drugs2 reviews with
 class probabilities; the heads are fitted on its top labels and on its distribution.
 
 Rare class: BBC, one topic (entertainment) made rare (7% of the training pool) against all the
-others, the 90% teacher flipping 10% of each class. Macro-F1 of the default head, without class
-weights, with confident-learning pruning (labelloop's rows_to_prune on cleanlab's flags), and with
-a rare-class threshold chosen by cross-validation, against the gold-label student.
+others, the 90% teacher flipping 10% of each class. Macro-F1 of the default head (balancing auto),
+with and without class weights, with confident-learning pruning (labelloop's rows_to_prune on
+cleanlab's flags), with a rare-class threshold chosen by cross-validation, and with the large model
+(a second, independent 90% teacher) asked about flagged labels (review.relabel_suspects) or about
+every label of a rare class (review.confirm_rare, labelloop's rare_classes), against the
+gold-label student.
 
 Run: .venv/bin/python bench/bench_student_choice.py [--quick] [--datasets drugs2,drugs3,bbc]
      [--students head-minilm,head-mpnet,static,transformer,auto] [--budget 300]
@@ -300,10 +303,14 @@ def bench_rare(args, cache) -> list[dict]:
     suspects = flagged(teacher)
     run("teacher, flagged labels re-asked of the large model (review.relabel_suspects) + pruning",
         reasked(teacher, suspects), prune=True, asked=len(suspects))
-    rare_rows = [i for i, lab in enumerate(teacher) if lab == RARE]
-    both = [lab if lab != RARE or large[i] == RARE else "other" for i, lab in enumerate(teacher)]
-    run("teacher, rare-class labels kept only where the large model agrees (not in labelloop yet) + pruning",
-        both, prune=True, asked=len(rare_rows))
+    from labelloop.loop.label_errors import rare_classes
+
+    rare = rare_classes(teacher, classes)  # the loop's review.confirm_rare: these labels go to the large model
+    asked = [i for i, lab in enumerate(teacher) if lab in rare]
+    run(f"teacher, labels of rare classes ({', '.join(rare) or 'none'}) confirmed by the large model "
+        "(review.confirm_rare, the default) + pruning", reasked(teacher, asked), prune=True, asked=len(asked))
+    run("teacher, class weights + rare classes confirmed + pruning", reasked(teacher, asked), balancing="class-weight",
+        prune=True, asked=len(asked))
     return rows
 
 

@@ -288,6 +288,11 @@ def students_section(files: list[dict]) -> list[str]:
             d = 100 * (top["macro_f1"] - ref)
             lines.append(f"- rare class: best lever ({top['lever']}) {d:+.1f} macro-F1 points from the gold-label "
                          f"student (target within 3): {'met' if d >= -3 else 'MISSED'}")
+            default = next((r for r in f["rare"] if "the default)" in r["lever"]), None)
+            if default is not None:
+                d = 100 * (default["macro_f1"] - ref)
+                lines.append(f"- rare class, labelloop's defaults ({default['lever']}): {d:+.1f} macro-F1 points "
+                             f"(target within 3): {'met' if d >= -3 else 'MISSED'}")
         if key == "throughput":
             tp = f["throughput"]
             vs_head = tp["static"]["chunks_per_s"] / tp["head-minilm"]["chunks_per_s"]
@@ -313,7 +318,7 @@ def _cli(a: dict) -> list[str]:
         out += ["--students", ",".join(a["students"]) if isinstance(a.get("students"), list) else str(a.get("students"))]
     if (datasets and "auto" in a.get("students", [])) or a.get("iter_n"):
         out += ["--budget", f"{a.get('budget'):g}"]
-    for key in ("epochs", "max_len"):
+    for key in ("epochs", "max_len", "setfit_iterations"):
         if a.get(key):
             out += [f"--{key.replace('_', '-')}", str(a[key])]
     for key, off in (("no_rare", "--no-rare"), ("no_throughput", "--no-throughput")):
