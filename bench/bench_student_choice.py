@@ -297,7 +297,7 @@ def bench_rare(args, cache) -> list[dict]:
     run("teacher, class weights", teacher, balancing="class-weight")
     run("teacher, balancing auto (the default: chosen by CV)", teacher)
     run("teacher, class weights + confident-learning pruning", teacher, balancing="class-weight", prune=True)
-    run("teacher, balancing auto + confident-learning pruning (the loop's default)", teacher, prune=True)
+    run("teacher, balancing auto + confident-learning pruning (the loop's default, no large model asked)", teacher, prune=True)
     run("teacher, class weights + rare threshold by CV", teacher, balancing="class-weight", threshold=True)
     run("teacher, pruning + rare threshold by CV", teacher, prune=True, threshold=True)
     suspects = flagged(teacher)
