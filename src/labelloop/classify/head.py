@@ -50,9 +50,9 @@ def choose_head(X: np.ndarray, y: np.ndarray, n_classes: int, splits, *, C: floa
 
     Each (C, balancing) of head_grid is fitted on every split's training rows and scored by the
     accuracy of its predictions on the held-out rows against the labels given (the teacher's: no
-    gold label is ever seen); the first best in head_grid's order wins. Rows that no split holds out keep `probs`' value.
-    Under a noisy teacher this is what picks a smaller C, and no class weights where weighting
-    would amplify the false labels of a small class.
+    gold label is ever seen); the first best in head_grid's order wins. Rows that no split holds
+    out keep `probs`' value. Under a noisy teacher this is what picks a smaller C, and no class
+    weights where weighting would amplify the false labels of a small class.
     """
     grid = head_grid(C, balancing)
     base = np.full((len(y), n_classes), 1.0 / n_classes) if probs is None else probs

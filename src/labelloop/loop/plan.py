@@ -123,10 +123,10 @@ def estimate(config: Config, n_chunks: int, avg_chars: float | None = None) -> P
                               rules_calls * large.rules_max_tokens, None))
     roles = [("test labels", large, n_test, ()), ("train labels", small, n_train, shots)]
     if config.review.relabel_suspects:
-        roles.append(("re-labels", large, n_train, shots))
+        roles.append(("re-labels", large, n_train, shots))  # at most every training label, once per rules version
     if config.review.confirm_rare and not config.multi_label and large != small:
         most_rare = min(n_train, (len(classes) - 1) * rare_share_cut(n_train, len(classes)))
-        roles.append(("rare-class checks", large, most_rare, shots))  # at most every training label, once per rules version
+        roles.append(("rare-class checks", large, most_rare, shots))
     for role, settings, n, examples in roles:
         task = LabelTask(sample, tuple(classes), rules_text, desc, examples, multi_label=config.multi_label)
         msgs = build_label_messages(task, "text", prompts)
