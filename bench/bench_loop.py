@@ -126,7 +126,8 @@ _EMBEDDED_RATE: dict[str, float] = {}
 
 
 def embedded_teacher_rate(name: str, config, store, texts: list[str], n: int) -> float | None:
-    """Items/s of the embedded Gemma teacher on n of these texts, measured once per data set and run.
+    """Items/s of the embedded default teacher (mode: embedded, no model named) on n of these texts,
+    measured once per data set and run. Runs before 2026-12-01 measured Gemma 3 270M, the default then.
 
     The student's throughput target is against this teacher on the same machine, whatever
     teacher the case itself used (a fake teacher's speed says nothing about a real LLM).

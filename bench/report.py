@@ -74,8 +74,8 @@ def loop_tables(rows: list[dict]) -> str:
                 out.append(f"| {ds} | {t} | {','.join(str(r['seed']) for r in rs)} | "
                            f"{ms([r['student_acc'] for r in rs], 100)} | {q} | " + " | ".join(cells) + " |")
     out += ["", "### Predict throughput (same gold test texts, this machine)", "",
-            "| data | teacher | student chunks/s | this teacher items/s | embedded Gemma items/s | "
-            "student / embedded Gemma | int8 ONNX student chunks/s | int8 / embedded Gemma | "
+            "| data | teacher | student chunks/s | this teacher items/s | embedded default teacher items/s | "
+            "student / embedded teacher | int8 ONNX student chunks/s | int8 / embedded teacher | "
             "int8 labels = student's | int8 acc |", "|---|---|---|---|---|---|---|---|---|---|"]
     for (ds, t), rs in g.items():
         out.append(f"| {ds} | {t} | {ms([r['student_chunks_per_s'] for r in rs])} | "
@@ -107,13 +107,13 @@ def targets(rows: list[dict]) -> str:
         if speeds:
             speed = statistics.fmean(speeds)
             ok = "met" if speed >= TARGET_SPEEDUP else "MISSED"
-            lines.append(f"- {ds} / {t}: student throughput = {speed:.0f}x the embedded Gemma teacher's "
+            lines.append(f"- {ds} / {t}: student throughput = {speed:.0f}x the embedded default teacher's "
                          f"(target ≥ {TARGET_SPEEDUP:.0f}x): {ok}")
         int8 = [r["speedup_int8_vs_embedded"] for r in rs if r.get("speedup_int8_vs_embedded")]
         if int8:
             speed = statistics.fmean(int8)
             ok = "met" if speed >= TARGET_SPEEDUP else "MISSED"
-            lines.append(f"- {ds} / {t}: int8 ONNX student throughput = {speed:.0f}x the embedded Gemma "
+            lines.append(f"- {ds} / {t}: int8 ONNX student throughput = {speed:.0f}x the embedded default "
                          f"teacher's (target ≥ {TARGET_SPEEDUP:.0f}x): {ok}")
     return "\n".join(lines)
 
@@ -425,13 +425,18 @@ def fewshot_merged(pattern: str) -> dict | None:
 
 
 def merged(pattern: str) -> dict | None:
-    """Every loop result file matching the glob as one (rows and failures joined, in file order)."""
-    found = result_files(pattern)
+    """Every loop result file matching the globs (comma-separated) as one: rows and failures joined in
+    file order, and a later file's row replacing an earlier one's for the same data set, teacher and seed."""
+    found = [hit for glob in pattern.split(",") if glob.strip() for hit in result_files(glob.strip())]
     if not found:
         return None
     files, parts = [f for f, _ in found], [p for _, p in found]
     out = dict(parts[-1])
-    out["rows"] = [r for p in parts for r in p.get("rows", [])]
+    rows: dict = {}
+    for p in parts:
+        for r in p.get("rows", []):
+            rows[(r["dataset"], r["teacher"], r["seed"])] = r  # a rerun keeps the first run's place
+    out["rows"] = list(rows.values())
     out["failures"] = [f for p in parts for f in p.get("failures", [])]
     out["seconds"] = sum(p.get("seconds", 0) for p in parts)
     out["args"] = {k: sorted({str(p.get("args", {}).get(k)) for p in parts}) for k in ("datasets", "teachers", "seeds", "quick")}
@@ -446,7 +451,9 @@ if __name__ == "__main__":
 
     sys.path.insert(0, str(Path(__file__).parent))
     ap = argparse.ArgumentParser(description="Write bench/RESULTS.md from result files.")
-    ap.add_argument("--loop", default="*-loop.json", help="glob under bench/results/; every match is merged")
+    ap.add_argument("--loop", default="*-loop.json",
+                    help="globs under bench/results/, comma-separated; every match is merged, a later file's run "
+                         "of the same data set, teacher and seed replacing an earlier one's")
     ap.add_argument("--fewshot", default="*-fewshot.json", help="glob; every match is merged")
     ap.add_argument("--active", default="*-active.json")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
