@@ -32,7 +32,7 @@ def noisy_imbalanced(seed: int = 0, n: int = 600, dim: int = 16, flip: float = 0
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.2).astype(int)
     centre = np.zeros(dim)
-    centre[0] = 1.2
+    centre[0] = 3.0
     X = rng.normal(size=(n, dim)) + np.outer(y, centre)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     given = np.where(rng.random(n) < flip, 1 - y, y)
@@ -142,3 +142,15 @@ def test_a_base_model_that_is_no_encoder_is_cross_validated_itself(monkeypatch):
     student.multi_label = True  # a multi-label student's thresholds need its own out-of-fold probabilities
     monkeypatch.setattr(BaseStudent, "cross_val_proba", lambda self, *a, **k: f"{self.kind} itself")
     assert student.label_check_proba(texts, [[lab] for lab in labels]) == "transformer itself"
+
+
+def test_labels_that_show_nothing_beyond_the_majority_class_keep_the_unchosen_head():
+    """With no signal, an accuracy-chosen head would answer the most frequent label for everything."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 16))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = (rng.random(300) < 0.3).astype(int)  # unrelated to X
+    settings, probs = choose_head(X, y, 2, splits(y), C=None, balancing="auto", seed=0)
+    assert (settings.C, settings.balancing) == head_grid(None, "auto")[0] == (10.0, "class-weight")
+    assert "most frequent label" in settings.note and settings.tried == 8
+    assert len(set(probs.argmax(axis=1).tolist())) == 2  # the kept head still answers both classes

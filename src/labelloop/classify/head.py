@@ -32,9 +32,11 @@ class HeadSettings:
     balancing: str
     cv_accuracy: float | None = None  # the out-of-fold agreement with the labels that chose them
     tried: int = 1  # settings compared (1: given, not chosen)
+    note: str | None = None  # why the first setting was kept whatever scored best
 
     def to_dict(self) -> dict:
-        return {"C": self.C, "balancing": self.balancing, "cv_accuracy": self.cv_accuracy, "tried": self.tried}
+        return {"C": self.C, "balancing": self.balancing, "cv_accuracy": self.cv_accuracy, "tried": self.tried,
+                "note": self.note}
 
 
 def head_grid(C: float | None, balancing: str) -> list[tuple[float, str]]:
@@ -53,23 +55,35 @@ def choose_head(X: np.ndarray, y: np.ndarray, n_classes: int, splits, *, C: floa
     gold label is ever seen); the first best in head_grid's order wins. Rows that no split holds
     out keep `probs`' value. Under a noisy teacher this is what picks a smaller C, and no class
     weights where weighting would amplify the false labels of a small class.
+
+    The winner must beat always answering the most frequent label by one standard error of that
+    share. Otherwise the labels show no head learning anything beyond the majority class, an
+    accuracy-chosen head would answer that class for everything, and the first setting (the one
+    used where nothing is chosen) is kept.
     """
     grid = head_grid(C, balancing)
     base = np.full((len(y), n_classes), 1.0 / n_classes) if probs is None else probs
     held = np.zeros(len(y), dtype=bool)
     for _, test_idx in splits:
         held[test_idx] = True
-    best: tuple[float, tuple[float, str], np.ndarray] | None = None
+    scored: list[tuple[float, tuple[float, str], np.ndarray]] = []
     for c, mode in grid:
         out = base.copy()
         for train_idx, test_idx in splits:
             coef, intercept = fit_head(X[train_idx], y[train_idx], n_classes, balancing=mode, seed=seed, C=c)
             out[test_idx] = head_proba(X[test_idx], coef, intercept)
-        score = float(np.mean(out[held].argmax(axis=1) == y[held])) if held.any() else 0.0
-        if best is None or score > best[0]:
-            best = (score, (c, mode), out)
-    score, (c, mode), out = best
-    return HeadSettings(c, mode, round(score, 4) if held.any() else None, len(grid)), out
+        scored.append((float(np.mean(out[held].argmax(axis=1) == y[held])) if held.any() else 0.0, (c, mode), out))
+    score, (c, mode), out = max(scored, key=lambda t: t[0])  # max keeps the first of equals
+    if not held.any():
+        return HeadSettings(c, mode, None, len(grid)), out
+    share = float(np.bincount(y[held]).max() / held.sum())
+    floor = share + float(np.sqrt(share * (1.0 - share) / held.sum()))
+    if len(grid) > 1 and score < floor:
+        score, (c, mode), out = scored[0]
+        note = (f"no setting beat always answering the most frequent label ({share:.3f} of them) by one standard "
+                f"error (best {max(t[0] for t in scored):.3f}, needed {floor:.3f}): the first setting is kept")
+        return HeadSettings(c, mode, round(score, 4), len(grid), note), out
+    return HeadSettings(c, mode, round(score, 4), len(grid)), out
 
 
 def fit_head(
