@@ -252,7 +252,8 @@ def students_section(files: list[dict]) -> list[str]:
              "are spread evenly (seeded). Each student is fitted as the loop fits it (the teacher's labels that "
              "confident learning flags are left out) and scored on the gold test split (drugs: the package's "
              "whole test split; BBC: 40 per topic). Accuracy in %, fit seconds on 2 cores.", ""]
-    rows = [r for f in files for r in f.get("students", [])]
+    # A later file's run of the same data set, student and labels replaces an earlier one's in the targets.
+    rows = list({(r["data"], r["student"], r["labels"]): r for f in files for r in f.get("students", [])}.values())
     for f in files:
         a = f.get("args", {})
         table = f["table"].split("\n")
