@@ -163,13 +163,9 @@ class BaseStudent:
             return self._cross_val_sets(list(texts), list(labels), classes, folds, stop_after)
         y = encode_labels(texts, labels, classes)
         probs = np.full((len(y), len(classes)), 1.0 / len(classes))
-        counts = Counter(y.tolist())
-        n_folds = min(folds, min(counts.values()))
-        if n_folds < 2 or len(counts) < 2:
+        splits = stratified_splits(y, folds, self.seed)
+        if splits is None:
             return probs
-        from sklearn.model_selection import StratifiedKFold
-
-        splits = list(StratifiedKFold(n_folds, shuffle=True, random_state=self.seed).split(np.zeros(len(y)), y))
         return self._cross_val(list(texts), y, classes, splits, probs, stop_after)
 
     def label_check_proba(self, texts: list[str], labels: list, folds: int = 5) -> np.ndarray:
@@ -287,6 +283,18 @@ def check_balancing(mode: str) -> str:
             f"unknown balancing mode {mode!r}; expected one of {list(BALANCING_MODES)} (balancing.mode)"
         )
     return mode
+
+
+def stratified_splits(y: np.ndarray, folds: int, seed: int) -> list | None:
+    """Seeded stratified K-fold splits of class indices, at most as many folds as the smallest class has
+    labels; None when there is nothing to hold out (one class, or a class with a single label)."""
+    counts = Counter(y.tolist())
+    n_folds = min(folds, min(counts.values()))
+    if n_folds < 2 or len(counts) < 2:
+        return None
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
 def fixed_balancing(mode: str) -> str:

@@ -10,11 +10,9 @@ cross-validation before it chooses on its own rows.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
-from labelloop.classify.base import fixed_balancing
+from labelloop.classify.base import fixed_balancing, stratified_splits
 from labelloop.classify.head import DEFAULT_C, HeadSettings, choose_head, fit_head
 
 CHOICE_FOLDS = 5  # folds of a fit's own choice, when no cross-validation came before it
@@ -49,13 +47,9 @@ class FrozenHeadMixin:
         if self._cv_choice is not None:
             chosen, self._cv_choice = self._cv_choice, None
             return chosen
-        counts = Counter(y.tolist())
-        n_folds = min(CHOICE_FOLDS, min(counts.values()))
-        if len(counts) < 2 or n_folds < 2:  # nothing to hold out: the settings used where nothing is chosen
+        splits = stratified_splits(y, CHOICE_FOLDS, self.seed)
+        if splits is None:  # nothing to hold out: the settings used where nothing is chosen
             return HeadSettings(DEFAULT_C if self.C is None else float(self.C), fixed_balancing(self.balancing))
-        from sklearn.model_selection import StratifiedKFold
-
-        splits = list(StratifiedKFold(n_folds, shuffle=True, random_state=self.seed).split(X, y))
         return choose_head(X, y, n_classes, splits, C=self.C, balancing=self.balancing, seed=self.seed)[0]
 
     def head_meta(self) -> dict:
