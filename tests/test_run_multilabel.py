@@ -20,7 +20,13 @@ from labelloop.store import Store
 from labelloop.testing.fake_openai import FakeOpenAI
 
 from tests.helpers.bbc import bbc_docs
-from tests.helpers.projects import CLASSES, kill_run_when_labeled, run_cli
+from tests.helpers.projects import (
+    CLASSES,
+    assert_repeats_only_unsaved,
+    kill_run_when_labeled,
+    run_cli,
+    unsaved_answers,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -182,9 +188,10 @@ def test_kill_during_labeling_then_resume_repeats_no_call(tmp_path, docs):
         cfg = write_multi_project(tmp_path, docs, fake, max_iters=1)
         db = tmp_path / "output" / "labelloop.db"
         assert 6 <= kill_run_when_labeled(cfg, 6) < 20
+        unsaved = unsaved_answers(fake, db)
         res = run_cli("run", str(cfg))
         assert res.returncode == 0, res.stderr[-3000:]
-        assert fake.repeated_successes() == {}
+        assert_repeats_only_unsaved(fake, unsaved, in_flight=4)
         store = Store(db)
         large = store.labels("llm-large")
         assert len(large) == 20 and all(json.loads(lab.label) is not None for lab in large if lab.status == "ok")

@@ -158,3 +158,30 @@ def kill_run_when_labeled(cfg: Path, at_least: int, source: str = "llm-large", t
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     return len(Store(db).labels(source))
+
+
+def unsaved_answers(fake: FakeOpenAI, db: Path) -> set[str]:
+    """Request hashes the fake answered that a killed run had not yet written to its call log.
+
+    SIGKILL can land between the client reading an answer and saving it: that answer died with the
+    process, and a resume must ask again. Taken right after the kill, this is what a resume may repeat;
+    anything outside it was saved, and asking it again is a cache bug.
+    """
+    from labelloop.store import Store
+    from labelloop.testing.fake_openai import request_hash
+
+    saved = {request_hash(c.request["sent"]) for c in Store(db).calls()
+             if c.status == "ok" and isinstance(c.request, dict) and "sent" in c.request}
+    answered = {h for h, n in dict(fake.successes).items() if n > 0}
+    # Were the log's requests to hash unlike the fake's, every answer would look unsaved and allowed.
+    assert saved <= answered, f"{len(saved - answered)} logged requests the fake never answered"
+    return answered - saved
+
+
+def assert_repeats_only_unsaved(fake: FakeOpenAI, unsaved: set[str], in_flight: int, kills: int = 1) -> None:
+    """A resume repeated no saved call, and at most the `in_flight` answers each kill could cut off."""
+    repeats = fake.repeated_successes()
+    saved_again = set(repeats) - unsaved
+    assert not saved_again, f"{len(saved_again)} calls saved before the kill were asked again: {repeats}"
+    assert len(repeats) <= in_flight * kills and all(n <= 1 + kills for n in repeats.values()), (
+        f"more repeats than {kills} kill(s) with {in_flight} calls in flight can explain: {repeats}")
