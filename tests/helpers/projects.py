@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from labelloop.testing.fake_openai import FakeOpenAI
+from labelloop.testing.fake_openai import FakeOpenAI, request_hash
 
 from tests.helpers.bbc import bbc_docs
 
@@ -168,7 +168,6 @@ def unsaved_answers(fake: FakeOpenAI, db: Path) -> set[str]:
     anything outside it was saved, and asking it again is a cache bug.
     """
     from labelloop.store import Store
-    from labelloop.testing.fake_openai import request_hash
 
     saved = {request_hash(c.request["sent"]) for c in Store(db).calls()
              if c.status == "ok" and isinstance(c.request, dict) and "sent" in c.request}

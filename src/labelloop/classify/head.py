@@ -78,12 +78,12 @@ def choose_head(X: np.ndarray, y: np.ndarray, n_classes: int, splits, *, C: floa
         return HeadSettings(c, mode, None, len(grid)), out
     share = float(np.bincount(y[held]).max() / held.sum())
     floor = share + float(np.sqrt(share * (1.0 - share) / held.sum()))
+    note = None
     if len(grid) > 1 and score < floor:
-        score, (c, mode), out = scored[0]
         note = (f"no setting beat always answering the most frequent label ({share:.3f} of them) by one standard "
-                f"error (best {max(t[0] for t in scored):.3f}, needed {floor:.3f}): the first setting is kept")
-        return HeadSettings(c, mode, round(score, 4), len(grid), note), out
-    return HeadSettings(c, mode, round(score, 4), len(grid)), out
+                f"error (best {score:.3f}, needed {floor:.3f}): the first setting is kept")
+        score, (c, mode), out = scored[0]
+    return HeadSettings(c, mode, round(score, 4), len(grid), note), out
 
 
 def fit_head(
