@@ -33,7 +33,9 @@ class StudentInput:
     chunk_size: int
     classes: tuple[str, ...]
     multi_label: bool = False
+    chunk_encoder: str | None = None  # the model whose tokenizer cut the chunks (config.student_model)
     tokenizer_dir: str | None = field(default=None, compare=False)  # where the tokenizer is (not saved)
+    chunker_dir: str | None = field(default=None, compare=False)  # where the chunking tokenizer is (not saved)
 
     # ------------------------------------------------------------ building
 
@@ -47,7 +49,8 @@ class StudentInput:
         return cls(
             encoder=config.student_model, max_length=int(length), truncation=config.training.truncation_type,
             chunk_size=config.system.chunk_size, classes=tuple(config.classes),
-            multi_label=bool(getattr(config.classification, "multi_label", False)), tokenizer_dir=folder,
+            multi_label=bool(getattr(config.classification, "multi_label", False)),
+            chunk_encoder=config.student_model, tokenizer_dir=folder, chunker_dir=folder,
         )
 
     def with_encoder(self, encoder: str | None, config) -> StudentInput:
@@ -70,6 +73,12 @@ class StudentInput:
 
         return load_tokenizer(self.tokenizer_dir or self.encoder)
 
+    def chunker(self):
+        """A labelloop.ingest.chunking.Chunker that cuts documents exactly as ingest cut the training chunks."""
+        from labelloop.ingest.chunking import Chunker, load_tokenizer
+
+        return Chunker(load_tokenizer(self.chunker_dir or self.tokenizer_dir or self.chunk_encoder), self.chunk_size)
+
     def cut(self, text: str):
         """The text as the student sees it, with the kept spans (labelloop.ingest.truncation.Truncated)."""
         from labelloop.ingest.truncation import truncate
@@ -87,6 +96,7 @@ class StudentInput:
     def to_dict(self) -> dict:
         out = asdict(self)
         out.pop("tokenizer_dir")
+        out.pop("chunker_dir")
         out["classes"] = list(self.classes)
         return out
 
@@ -96,7 +106,7 @@ class StudentInput:
             encoder=data.get("encoder"), max_length=int(data["max_length"]),
             truncation=data.get("truncation", "head-tail"), chunk_size=int(data.get("chunk_size", 256)),
             classes=tuple(data["classes"]), multi_label=bool(data.get("multi_label", False)),
-            tokenizer_dir=tokenizer_dir,
+            chunk_encoder=data.get("chunk_encoder", data.get("encoder")), tokenizer_dir=tokenizer_dir,
         )
 
     def save(self, folder: str | Path) -> Path:
