@@ -15,7 +15,13 @@ that holds a class counts: the large model's re-label wins over the small model'
 large-model reply that could not be read leaves the small model's label in place.
 
 A reviewer is shown, and Accept takes, the LLM label that counts now: the same label
-training and evaluation use, so accepting it never undoes a correction.
+training and evaluation use, so accepting it never undoes a correction. Where no LLM label
+holds a class, Accept takes the student's prediction: a person who accepts a shown prediction
+has decided, so it counts as their label; the card says it is the student's, and the stored
+label keeps that it began as the student's (its reason, ACCEPTED_STUDENT).
+
+Evaluation: a test chunk is scored against a person's label, else the large model's (the
+teacher's truth); a discarded one leaves the test set. Gold accuracy uses people's labels only.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ PRECEDENCE = (HUMAN, LARGE, SMALL)  # the sources whose labels can count, strong
 OK = "ok"
 UNLABELED = "unlabeled"
 DISCARDED = "discarded"
+STATUSES = (OK, UNLABELED, DISCARDED)
+NO_LABEL = "none"  # export-labels: a chunk no source has labeled
+
+# The reason a person's label keeps when Accept took the student's prediction (no LLM label held a class).
+ACCEPTED_STUDENT = "accepted the student's prediction"
 
 
 class LabelLike(Protocol):
@@ -47,6 +58,25 @@ class LabelLike(Protocol):
 def usable(lab: LabelLike | None) -> bool:
     """True when the label holds a class (status ok)."""
     return lab is not None and lab.status == OK and lab.label is not None
+
+
+def decided(lab: LabelLike | None) -> bool:
+    """True when this is a person's decision: a human label or a discard."""
+    return lab is not None and lab.source == HUMAN
+
+
+def is_discard(lab: LabelLike | None) -> bool:
+    """True when a person threw the chunk out (no label, on purpose)."""
+    return decided(lab) and lab.status == DISCARDED  # type: ignore[union-attr]
+
+
+class ChunkLabel(LabelLike, Protocol):
+    chunk_id: int
+
+
+def decided_chunks(labels: Iterable[ChunkLabel]) -> set[int]:
+    """The chunk ids among these labels that a person has decided (labelled or discarded)."""
+    return {lab.chunk_id for lab in labels if decided(lab)}
 
 
 def by_source(labels: Iterable[LabelLike]) -> dict[str, LabelLike]:
@@ -70,9 +100,54 @@ def final(labels: dict[str, LabelLike]) -> LabelLike | None:
     return llm_label(labels)
 
 
+def teacher_truth(labels: dict[str, LabelLike]) -> LabelLike | None:
+    """What a test chunk is scored against: a person's label, else the large model's; None leaves it out."""
+    return final({s: lab for s, lab in labels.items() if s in (HUMAN, LARGE)})
+
+
+def gold(labels: dict[str, LabelLike]) -> LabelLike | None:
+    """A person's label that holds a class (gold accuracy uses these alone), or None."""
+    human = labels.get(HUMAN)
+    return human if usable(human) else None
+
+
+def needs_prediction(labels: dict[str, LabelLike]) -> bool:
+    """True when the end-of-run predictions cover this chunk: no label counts and no person has decided it."""
+    return final(labels) is None and not decided(labels.get(HUMAN))
+
+
 def shown_to_reviewer(labels: dict[str, LabelLike]) -> LabelLike | None:
     """The LLM label a reviewer sees and Accept takes (the one that counts when no person has decided)."""
     return llm_label(labels)
+
+
+def accept_takes(labels: dict[str, LabelLike]) -> LabelLike | None:
+    """What Accept takes: the LLM label that counts, else the student's prediction, else None."""
+    student = labels.get(STUDENT)
+    return shown_to_reviewer(labels) or (student if usable(student) else None)
+
+
+def accept_reason(taken_from: str | None) -> str | None:
+    """The reason a person's Accept stores with its label: ACCEPTED_STUDENT when it took the student's."""
+    return ACCEPTED_STUDENT if taken_from == STUDENT else None
+
+
+class Reasoned(LabelLike, Protocol):
+    reason: str | None
+
+
+def began_as_student(lab: Reasoned | None) -> bool:
+    """True when a person's label was the student's prediction, accepted as shown."""
+    return decided(lab) and usable(lab) and lab.reason == ACCEPTED_STUDENT  # type: ignore[union-attr]
+
+
+def status_of(labels: dict[str, LabelLike]) -> str:
+    """A chunk's label status: ok (a label counts), discarded, unlabeled (no LLM reply held a class), or none."""
+    if final(labels) is not None:
+        return OK
+    if is_discard(labels.get(HUMAN)):
+        return DISCARDED
+    return UNLABELED if any(s in labels for s in LLM_SOURCES) else NO_LABEL
 
 
 def any_llm(labels: dict[str, LabelLike]) -> LabelLike | None:

@@ -18,7 +18,8 @@ def write_final_outputs(config: Config, store: Store, n: int, contract, console:
     model_path = final.model_path if final else None
     if config.classification.predict_on_whole_set_at_the_end and model_path:
         n_pred = predict_rest(store, model_path, out, progress=progress)
-        console.print(f"Predicted {n_pred} chunks the LLM did not label: {outputs.predictions_path(out)}")
+        console.print(f"Predicted {n_pred} chunks without a label (none from an LLM or a person): "
+                      f"{outputs.predictions_path(out)}")
     if config.meta_datagen.do_meta_datagen:
         from labelloop.llm.meta_datagen import write_meta_dataset
 
@@ -35,35 +36,43 @@ def write_final_outputs(config: Config, store: Store, n: int, contract, console:
 
 
 def _write_truth(config: Config, store: Store, out) -> None:
+    """The test-set debug file: each test chunk's truth (labelloop.labels.teacher_truth), LLM reply and human label."""
     multi = config.multi_label
     key = outputs.label_key(config)
-    large = store.labels_by_chunk(policy.LARGE)
-    human = store.labels_by_chunk(policy.HUMAN)
+    test = store.chunks("test")
+    held = store.labels_of_chunks([c.id for c in test]) if test else {}
     rows = []
-    for c in store.chunks("test"):
-        lab = large.get(c.id)
+    for c in test:
+        labels = {s: lab for s, lab in held.get(c.id, {}).items() if s in (policy.HUMAN, policy.LARGE)}
+        truth, large = policy.teacher_truth(labels), labels.get(policy.LARGE)
         rows.append({
             "chunk_id": c.id,
             "source": c.source,
             "text": c.text,
-            key: (policy.label_value(lab, multi) if multi else lab.label) if lab else None,
-            "status": lab.status if lab else "missing",
-            "confidence": lab.confidence if lab else None,
-            "raw": lab.raw if lab else None,
-            "reason": lab.reason if lab else None,
-            f"human_{key}": (policy.label_value(human[c.id], multi) if multi else human[c.id].label)
-            if c.id in human else None,
+            key: policy.label_value(truth, multi),
+            "label_source": truth.source if truth else None,
+            "status": policy.status_of(labels),
+            f"llm_{key}": policy.label_value(large, multi),
+            "confidence": large.confidence if large else None,
+            "raw": large.raw if large else None,
+            "reason": large.reason if large else None,
+            f"human_{key}": policy.label_value(labels.get(policy.HUMAN), multi),
         })
     files.write_yaml(outputs.truth_path(out), rows)
 
 
+def chunks_to_predict(store: Store) -> list:
+    """The chunks the end-of-run predictions cover (labelloop.labels.needs_prediction), in chunk order."""
+    held = store.labels_of_chunks()
+    return [c for c in store.chunks() if policy.needs_prediction(held.get(c.id, {}))]
+
+
 def predict_rest(store: Store, model_path: str, out, *, progress: bool, batch_size: int = 64) -> int:
-    """Predict every chunk no LLM labeled; write final_classifier_output/predictions.jsonl."""
+    """Predict every chunk without a label (labelloop.labels.needs_prediction); write predictions.jsonl."""
     from labelloop.classify import load_student
     from labelloop.serving.predict import iter_predictions, student_input_for
 
-    llm_labeled = {lab.chunk_id for lab in store.labels() if lab.source in policy.PRECEDENCE}
-    rest = [c for c in store.chunks() if c.id not in llm_labeled]
+    rest = chunks_to_predict(store)
     student = load_student(model_path)
     rows = (
         {"chunk_id": c.id, "source_file": c.source, "position": c.position, **row}

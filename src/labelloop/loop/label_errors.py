@@ -60,12 +60,14 @@ def rank_round(chunk_ids: list[int], labels: list[str], sources: list[str], prob
 
 
 def rank_test(flags: Flags, train: tuple[list[int], list[str], np.ndarray],
-              test: tuple[list[int], list[str], np.ndarray], classes: list[str]) -> None:
+              test: tuple[list[int], list[str], np.ndarray], classes: list[str],
+              test_sources: list[str] | None = None) -> None:
     """Add the test labels (the large model's) that the student's held-out probabilities call wrong.
 
     Test rows are ranked together with the training rows (a test set alone is often too small for
-    confident learning to estimate per-class thresholds); only the test rows are kept. The training
-    ranking itself (what the round prunes) is rank_round's, on the training rows alone.
+    confident learning to estimate per-class thresholds); only the test rows are kept, and of those
+    only LLM labels (a person's label is the reference, never a suspect). The training ranking
+    itself (what the round prunes) is rank_round's, on the training rows alone.
     """
     test_ids, test_labels, test_probs = test
     if not test_ids:
@@ -76,6 +78,8 @@ def rank_test(flags: Flags, train: tuple[list[int], list[str], np.ndarray],
     issues = _issues(labels, probs, classes)
     n_train = len(train_ids)
     kept = [(row - n_train, score) for row, score in zip(issues.rows, issues.scores) if row >= n_train]
+    if test_sources is not None:
+        kept = [(row, score) for row, score in kept if test_sources[row] in policy.LLM_SOURCES]
     flags.test_flagged = [test_ids[r] for r, _ in kept]
     flags.test_scores = [score for _, score in kept]
 
@@ -126,9 +130,9 @@ def relabel(config: Config, store: Store, n: int, flagged: list[int], rules, tea
     """Ask the large model about flagged small-model labels; its label then counts (labelloop.labels)."""
     from labelloop.loop.labeling import missing_labels
 
-    human = store.labels_by_chunk(policy.HUMAN)
+    decided = policy.decided_chunks(store.labels(policy.HUMAN))
     small = store.labels_by_chunk(policy.SMALL)
-    suspects = [cid for cid in flagged if cid in small and cid not in human]
+    suspects = [cid for cid in flagged if cid in small and cid not in decided]
     if not suspects:
         return []
     chunks = store.chunks(ids=suspects)

@@ -33,8 +33,9 @@ class RoundData:
     train_labels: list  # class names; multi-label: label sets (lists of classes)
     train_sources: list[str]
     train_conf: list[float | None]
-    test: list[Chunk]
-    test_labels: list  # the large LLM's labels: the teacher's truth
+    test: list[Chunk]  # test chunks with a truth (labelloop.labels.teacher_truth): a discarded one is left out
+    test_labels: list  # the teacher's truth: a person's label, else the large LLM's
+    test_sources: list[str]
     gold: list[Chunk]
     gold_labels: list  # human labels on test chunks
 
@@ -48,19 +49,21 @@ def round_data(store: Store, n: int, multi_label: bool = False) -> RoundData:
     final = store.final_labels([c.id for c in train]) if train else {}
     train = [c for c in train if c.id in final]
     test = store.chunks("test")
-    large = store.labels_by_chunk(policy.LARGE)
-    human = store.labels_by_chunk(policy.HUMAN)
-    test_ref = [c for c in test if policy.usable(large.get(c.id))]
-    gold = [c for c in test if policy.usable(human.get(c.id))]
+    held = store.labels_of_chunks([c.id for c in test]) if test else {}
+    truth = {c.id: policy.teacher_truth(held.get(c.id, {})) for c in test}
+    gold = {c.id: policy.gold(held.get(c.id, {})) for c in test}
+    test_ref = [c for c in test if truth[c.id] is not None]
+    gold_ref = [c for c in test if gold[c.id] is not None]
     return RoundData(
         train=train,
         train_labels=[value(final[c.id]) for c in train],
         train_sources=[final[c.id].source for c in train],
         train_conf=[final[c.id].confidence for c in train],
         test=test_ref,
-        test_labels=[value(large[c.id]) for c in test_ref],
-        gold=gold,
-        gold_labels=[value(human[c.id]) for c in gold],
+        test_labels=[value(truth[c.id]) for c in test_ref],
+        test_sources=[truth[c.id].source for c in test_ref],
+        gold=gold_ref,
+        gold_labels=[value(gold[c.id]) for c in gold_ref],
     )
 
 
@@ -91,7 +94,7 @@ def train_round(config: Config, store: Store, n: int, contract: StudentInput) ->
         else np.zeros((0, len(classes)))
     metrics = scoring.score(config, data.test_labels, scoring.predictions(config, student, test_probs))
     rank_test(fitted.flags, ([c.id for c in data.train], data.train_labels, fitted.oos),
-              ([c.id for c in data.test], data.test_labels, test_probs), classes)
+              ([c.id for c in data.test], data.test_labels, test_probs), classes, data.test_sources)
     gold_metrics = None
     if len(data.gold) >= config.review.gold_min:
         gold_probs = student.predict_proba(contract.prepare([c.text for c in data.gold]))
