@@ -126,10 +126,10 @@ def stale_llm_labels(store: Store) -> list[Label]:
     latest = store.rules()
     if latest is None:
         return []
-    human = {lab.chunk_id for lab in store.labels(policy.HUMAN)}
+    decided = policy.decided_chunks(store.labels(policy.HUMAN))
     return [
         lab for source in policy.LLM_SOURCES for lab in store.labels(source)
-        if lab.rules_version is not None and lab.rules_version < latest.version and lab.chunk_id not in human
+        if lab.rules_version is not None and lab.rules_version < latest.version and lab.chunk_id not in decided
     ]
 
 

@@ -173,7 +173,7 @@ def few_shot_examples(store: Store, exclude: set[int] = frozenset()) -> list[tup
     """Human-reviewed labels, the labeler's few-shot pool."""
     out = []
     for lab in store.labels(policy.HUMAN):
-        if lab.status == "ok" and lab.label is not None and lab.chunk_id not in exclude:
+        if policy.usable(lab) and lab.chunk_id not in exclude:
             out.append((lab.chunk_id, Example(text=store.chunk(lab.chunk_id).text, label=lab.label)))
     return out
 
@@ -184,11 +184,11 @@ def missing_labels(store: Store, chunks: Sequence[Chunk], source: str, rules: Ru
     A chunk a human has labeled needs nothing: the human label wins regardless of rules.
     """
     have = store.labels_by_chunk(source)
-    human = store.labels_by_chunk(policy.HUMAN)
+    decided = policy.decided_chunks(store.labels(policy.HUMAN))
     todo = []
     for c in chunks:
         lab = have.get(c.id)
-        if c.id in human:
+        if c.id in decided:
             continue
         if lab is None or (lab.rules_version or 0) < rules.version:
             todo.append(c)
