@@ -190,7 +190,7 @@ def flag_quality(config, store, its, X_test, gold, prepare, *, large_fake, seed:
         return float(np.mean([p == g for p, g in zip(pred, gold)]))
 
     def large_answer(cid: int) -> str:
-        return large_fake.answer_label(texts[cid], config.classes)[0]
+        return large_fake.teacher.answer_label(texts[cid], config.classes)[0]
 
     out = {"flagged": len(flagged), "checked": flags.get("checked"), "flag_precision": hits / len(flagged)
            if flagged else None, "flag_recall": hits / len(wrong) if wrong else None,

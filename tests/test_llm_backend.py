@@ -148,7 +148,8 @@ def test_logprobs_become_class_probabilities(fake_server) -> None:
         assert fake.requests[-1]["logprobs"] is True and fake.requests[-1]["top_logprobs"] >= len(CLASSES)
         assert set(result.probs) == set(CLASSES)
         assert sum(result.probs.values()) == pytest.approx(1.0)
-        expected = fake._probs(result.label, result.label == GOLD[text], list(CLASSES), " ".join(text.lower().split()))
+        expected = fake.teacher.probs(result.label, result.label == GOLD[text], list(CLASSES),
+                                      " ".join(text.lower().split()))
         assert result.confidence == pytest.approx(expected[result.label], rel=1e-6)
         assert max(result.probs, key=result.probs.get) == result.label
 
@@ -200,6 +201,36 @@ def test_completion_mode_and_generate(fake_server) -> None:
     result = asyncio.run(b.classify(task(text, (Example("Goal!", "sport"),))))
     assert result.label == GOLD[text] and result.confidence > 0.5
     assert fake.requests[-1]["prompt"].endswith("Final label:") and fake.requests[-1]["stop"] == ["\n"]
-    gen = asyncio.run(b.generate([{"role": "user", "content": "Write rules.\n<classes>\n1. a\n2. b\n</classes>"}],
+    gen = asyncio.run(b.generate([{"role": "user", "content": "Write rules for the classes."}],
                                  max_tokens=50, temperature=0.0))
-    assert "`a`" in gen.text and "`b`" in gen.text
+    assert all(f"`{c}`" in gen.text for c in CLASSES)  # the fake's classes: those its gold labels name
+
+
+def test_a_bug_in_labelloop_is_raised_as_itself_not_counted_as_a_malformed_reply(fake_server, monkeypatch) -> None:
+    """Only the server's faults are retried: an error of labelloop's own code on a good answer surfaces at once."""
+    from labelloop.llm.timeouts import AdaptiveTimeout
+
+    fake = fake_server(gold=GOLD)
+
+    def broken(self, kind, seconds):
+        raise ValueError("a labelloop bug")
+
+    monkeypatch.setattr(AdaptiveTimeout, "answered", broken)
+    with pytest.raises(ValueError, match="a labelloop bug"):
+        classify(backend(fake), next(iter(GOLD)))
+    assert fake.by_status == {"200": 1}  # asked once, not retried as a fault of the server
+
+
+def test_a_type_error_while_reading_an_answer_is_a_bug_not_a_server_fault(fake_server, monkeypatch) -> None:
+    from labelloop.llm import openai_backend
+
+    fake = fake_server(gold=GOLD)
+
+    def broken(*args, **kwargs):
+        raise TypeError("a labelloop bug in reading logprobs")
+
+    monkeypatch.setattr(openai_backend, "logprob_probs", broken)
+    with pytest.raises(TypeError, match="a labelloop bug"):
+        classify(backend(fake), next(iter(GOLD)))
+    assert fake.by_status == {"200": 1}
+

@@ -32,7 +32,7 @@ def backend(fake) -> OpenAIBackend:
 
 
 def test_create_rules_stores_a_version_by_the_model(store, fake_server) -> None:
-    fake = fake_server(models=["big-model"])
+    fake = fake_server(models=["big-model"], classes=CLASSES)
     samples = [c.text for c in store.chunks()[:3]]
     rules = asyncio.run(create_rules(store, backend(fake), description="BBC topics", classes=CLASSES,
                                      samples=samples))
@@ -48,7 +48,7 @@ def test_create_rules_stores_a_version_by_the_model(store, fake_server) -> None:
 
 
 def test_rules_yaml_has_every_version_with_prompt_and_response(store, fake_server, tmp_path) -> None:
-    fake = fake_server(models=["big-model"])
+    fake = fake_server(models=["big-model"], classes=CLASSES)
     asyncio.run(create_rules(store, backend(fake), description="BBC topics", classes=CLASSES, samples=["x"]))
     edit_rules(store, "1. Everything about money is business.\n2. Default: tech.")
     path = write_rules_yaml(store, tmp_path / "out" / "rules_creation_generation.yaml")

@@ -125,7 +125,7 @@ def test_augmentoolkit_label_file_with_a_multi_label_task_says_what_to_do():
 
 
 def test_rules_from_the_fake_name_every_label(fake_server):
-    fake = fake_server()
+    fake = fake_server(classes=CLASSES, multi_label=True)
     b = backend(fake)
     gen = asyncio.run(b.generate(build_rules_messages("News.", CLASSES, ["a"], multi_label=True),
                                  max_tokens=500, temperature=0.0))

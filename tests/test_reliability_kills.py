@@ -178,7 +178,7 @@ def test_ten_kills_then_the_project_is_whole(tmp_path):
     # every label is the teacher's deterministic answer: nothing lost or mixed up by a kill
     for lab in store.labels():
         if lab.source in ("llm-small", "llm-large"):
-            assert lab.label == fake.answer_label(chunks[lab.chunk_id].text, CLASSES)[0]
+            assert lab.label == fake.teacher.answer_label(chunks[lab.chunk_id].text, CLASSES)[0]
     # every successful answer the fake delivered was logged exactly once
     ok_keys = [c.key for c in store.calls() if c.status == "ok"]
     assert len(ok_keys) == len(set(ok_keys)) == sum(fake.successes.values())

@@ -100,7 +100,7 @@ def test_every_class_survives_and_metrics_cover_all(finished_run):
 def test_left_out_labels_are_mostly_the_teachers_mistakes(finished_run, docs):
     """Confident learning leaves out LLM labels it calls wrong; checked against the articles' topics."""
     out, *_ = finished_run
-    truth = FakeOpenAI(gold=dict(docs))  # not started: only its chunk -> article lookup
+    truth = FakeOpenAI(gold=dict(docs)).teacher  # not started: only its chunk -> article lookup
     store = Store(out / "labelloop.db", create=False)
     last = store.iterations()[-1]
     rows = [json.loads(line) for line in (out / "classifiers" / "datasets" / f"dataset_{last.n}.jsonl").open()]

@@ -40,10 +40,10 @@ def test_reviews_become_gold_and_training_labels_and_rules_edits_relabel_only_ll
 
         # A person reviews every test chunk (gold) and corrects three training labels.
         for c in store.chunks("test"):
-            store.record_review(c.id, "correct", fake.true_label(c.text), "ok", "ana")
+            store.record_review(c.id, "correct", fake.teacher.true_label(c.text), "ok", "ana")
         train = store.chunks("train")
         for c in train[:3]:
-            store.record_review(c.id, "correct", fake.true_label(c.text), "ok", "ana")
+            store.record_review(c.id, "correct", fake.teacher.true_label(c.text), "ok", "ana")
         store.record_review(train[3].id, "discard", None, "discarded", "ana")
 
         res = cli("run", str(cfg))
