@@ -93,15 +93,14 @@ class EmbeddingHeadStudent(FrozenHeadMixin, BaseStudent):
             self.encoder_.model.save(str(body))
 
     def _write_meta(self, folder: Path) -> None:
-        fmt.write_meta(
+        meta = fmt.write_meta(
             folder, self.kind, self.classes_,
             body=fmt.BODY_DIR, head=fmt.HEAD_FILE, normalize=True,
             max_seq_length=self.encoder_.max_seq_length, truncation="head",
             encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
             seed=self.seed, **self.head_meta(), **self.multi_meta(),
         )
-        (folder / "README.md").write_text(fmt.head_readme(self.kind, self.classes_, self.encoder_.max_seq_length,
-                                                          self.multi_label))
+        fmt.write_readme(folder, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike, cache: EmbeddingCache | None = None) -> "EmbeddingHeadStudent":

@@ -20,11 +20,11 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt")
 HEAD_README = """# labelloop student: {kind}
 
 Sentence-transformers body (`body/`) + logistic-regression head (`head.safetensors`).
-Classes: {classes}. Texts longer than {max_seq_length} tokens are cut (head).
-Load it without labelloop (needs sentence-transformers, safetensors, numpy):
+Classes: {classes}. {cut_note}
+Load it without labelloop (needs sentence-transformers, safetensors, numpy{tokenizers}):
 
 ```python
-import json, numpy as np
+{cut_code}import json, numpy as np
 from safetensors.numpy import load_file
 from sentence_transformers import SentenceTransformer
 meta, head = json.load(open("labelloop.json")), load_file("head.safetensors")
@@ -40,10 +40,10 @@ HEAD_README_MULTI = """# labelloop student: {kind} (multi-label)
 Sentence-transformers body (`body/`) + one logistic-regression head per label (`head.safetensors`:
 `coef`, `intercept`, and each label's decision `thresholds`, tuned on out-of-fold predictions).
 Labels: {classes}. A text gets every label whose probability reaches its threshold (or none).
-Texts longer than {max_seq_length} tokens are cut (head). Load it without labelloop:
+{cut_note} Load it without labelloop (needs sentence-transformers, safetensors, numpy{tokenizers}):
 
 ```python
-import json, numpy as np
+{cut_code}import json, numpy as np
 from safetensors.numpy import load_file
 from sentence_transformers import SentenceTransformer
 meta, head = json.load(open("labelloop.json")), load_file("head.safetensors")
@@ -56,11 +56,11 @@ labels = [[meta["classes"][j] for j in np.flatnonzero(p >= head["thresholds"])] 
 TRANSFORMER_README = """# labelloop student: transformer
 
 A transformers sequence classifier (config.json has id2label / label2id).
-Classes: {classes}. Texts longer than {max_seq_length} tokens are cut (head).
-Load it without labelloop (needs transformers, torch):
+Classes: {classes}. {cut_note}
+Load it without labelloop (needs transformers, torch{tokenizers}):
 
 ```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+{cut_code}from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import torch
 tok = AutoTokenizer.from_pretrained(".")
 model = AutoModelForSequenceClassification.from_pretrained(".").eval()
@@ -77,10 +77,10 @@ A transformers sequence classifier with one independent (sigmoid) output per lab
 id2label / label2id, problem_type "multi_label_classification" and `label_thresholds`, each label's
 decision threshold (tuned on out-of-fold predictions; also in labelloop.json as `thresholds`).
 Labels: {classes}. A text gets every label whose probability reaches its threshold (or none).
-Texts longer than {max_seq_length} tokens are cut (head). Load it without labelloop (needs transformers, torch):
+{cut_note} Load it without labelloop (needs transformers, torch{tokenizers}):
 
 ```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+{cut_code}from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import torch
 tok = AutoTokenizer.from_pretrained(".")
 model = AutoModelForSequenceClassification.from_pretrained(".").eval()
@@ -92,6 +92,56 @@ labels = [[cfg.id2label[j] for j in range(cfg.num_labels) if p[j] >= cfg.label_t
           for p in probs]
 ```
 """
+
+STATIC_README = """# labelloop student: static
+
+Static token embeddings distilled with model2vec from {encoder} (`static/`), averaged per text,
+then a logistic-regression head (`head.safetensors`). Classes: {classes}. {cut_note}
+Predict without labelloop (numpy, safetensors, tokenizers):
+
+```python
+{cut_code}import json, numpy as np
+from safetensors.numpy import load_file
+from tokenizers import Tokenizer
+meta, head = json.load(open("labelloop.json")), load_file("head.safetensors")
+emb = load_file("static/embeddings.safetensors")["embeddings"]
+tok = Tokenizer.from_file("static/tokenizer.json"); tok.no_truncation(); tok.no_padding()
+def embed(text):
+    ids = tok.encode(text, add_special_tokens=False).ids[:{max_seq_length}] or [0]
+    v = emb[ids].mean(axis=0)
+    return v / (np.linalg.norm(v) or 1.0)
+X = np.stack([embed(t) for t in texts])
+labels = [meta["id2label"][str(i)] for i in (X @ head["coef"].T + head["intercept"]).argmax(1)]
+```
+"""
+
+STATIC_MULTI_NOTE = """
+Multi-label: each label has its own head row and decision threshold (tuned on out-of-fold predictions):
+
+```python
+probs = 1 / (1 + np.exp(-(X @ head["coef"].T + head["intercept"])))
+labels = [[meta["classes"][j] for j in np.flatnonzero(p >= head["thresholds"])] for p in probs]
+```
+"""
+
+CUT_CODE = """import json
+from tokenizers import Tokenizer
+# How labelloop cut every text longer than the student's window, in training and in `labelloop predict`.
+rule = json.load(open("labelloop.json"))["input"]
+SEPARATOR, HEAD_FRACTION = rule["marker"], rule["head_fraction"]
+cut_tok = Tokenizer.from_file(rule["tokenizer"]); cut_tok.no_truncation(); cut_tok.no_padding()
+
+{functions}
+
+texts = [cut_text(t, cut_tok, rule["max_tokens"], rule["truncation"])[0] for t in texts]
+
+"""
+
+_HOW = {
+    "head": "keeping the first {max_tokens} tokens",
+    "head-tail": ("keeping the first quarter and the last three quarters of {max_tokens} tokens, joined by "
+                  "{marker!r}"),
+}
 
 
 def versions() -> dict[str, str]:
@@ -107,8 +157,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_meta(folder: Path, kind: str, classes: list[str], **settings) -> None:
-    """labelloop.json, written from an explicit list of fields."""
+def write_meta(folder: Path, kind: str, classes: list[str], **settings) -> dict:
+    """labelloop.json, written from an explicit list of fields; returns them."""
     meta = {
         "format_version": FORMAT_VERSION,
         "student_type": kind,
@@ -118,7 +168,57 @@ def write_meta(folder: Path, kind: str, classes: list[str], **settings) -> None:
         **settings,
         "versions": versions(),
     }
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_json(folder / META_FILE, meta)
+    return meta
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def record_input(folder: Path, cut: dict) -> None:
+    """Record the student-input contract's cut in labelloop.json (`truncation`, `input`) and the README's code."""
+    meta = read_meta(folder)
+    meta["truncation"] = cut["truncation"]
+    meta["input"] = dict(cut)
+    _write_json(folder / META_FILE, meta)
+    write_readme(folder, meta)
+
+
+def write_readme(folder: Path, meta: dict) -> None:
+    """The folder's README.md: how to load it without labelloop, cutting long texts as its labelloop.json says."""
+    kind, multi = meta["student_type"], bool(meta.get("multi_label"))
+    if kind == "transformer":
+        template = TRANSFORMER_README_MULTI if multi else TRANSFORMER_README
+    elif kind == "static":
+        template = STATIC_README + (STATIC_MULTI_NOTE if multi else "")
+    else:
+        template = HEAD_README_MULTI if multi else HEAD_README
+    cut = meta.get("input")
+    text = template.format(
+        kind=kind, classes=", ".join(meta["classes"]), max_seq_length=meta["max_seq_length"],
+        encoder=meta.get("encoder_path") or "all-MiniLM-L6-v2",
+        cut_note=_cut_note(meta), cut_code=_cut_code() if cut else "",
+        tokenizers=", tokenizers" if cut and kind != "static" else "",
+    )
+    (folder / "README.md").write_text(text, encoding="utf-8")
+
+
+def _cut_note(meta: dict) -> str:
+    cut = meta.get("input")
+    if not cut:
+        return f"Texts longer than {meta['max_seq_length']} tokens are cut (head)."
+    how = _HOW[cut["truncation"]].format(**cut)
+    return (f"Texts longer than {cut['max_tokens']} tokens ({cut['max_length']} with the special tokens) are cut "
+            f"{cut['truncation']}, {how}, as labelloop cut them in training; the code below does the same.")
+
+
+def _cut_code() -> str:
+    import inspect
+
+    from labelloop.ingest.truncation import CUT_FUNCTIONS
+
+    return CUT_CODE.format(functions="\n\n\n".join(inspect.getsource(f).rstrip() for f in CUT_FUNCTIONS))
 
 
 def read_meta(folder: str | os.PathLike) -> dict:
@@ -151,18 +251,6 @@ def save_head(folder: Path, coef: np.ndarray, intercept: np.ndarray, thresholds:
     if thresholds is not None:
         arrays["thresholds"] = np.ascontiguousarray(thresholds, dtype=np.float32)
     save_file(arrays, str(folder / HEAD_FILE))
-
-
-def head_readme(kind: str, classes: list[str], max_seq_length: int, multi_label: bool) -> str:
-    """The saved folder's README: how to load it without labelloop."""
-    template = HEAD_README_MULTI if multi_label else HEAD_README
-    return template.format(kind=kind, classes=", ".join(classes), max_seq_length=max_seq_length)
-
-
-def transformer_readme(classes: list[str], max_seq_length: int, multi_label: bool) -> str:
-    """The transformer student's README: how to load it with transformers alone."""
-    template = TRANSFORMER_README_MULTI if multi_label else TRANSFORMER_README
-    return template.format(classes=", ".join(classes), max_seq_length=max_seq_length)
 
 
 def load_head(folder: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

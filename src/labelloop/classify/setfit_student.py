@@ -174,7 +174,7 @@ class SetFitStudent(FineTunedLabelCheck, BaseStudent):
         self.body_.save(str(body), safe_serialization=True)
         fmt.set_body_max_length(body, self.body_.max_seq_length)
         fmt.save_head(folder, self.coef_, self.intercept_, self.thresholds_ if self.multi_label else None)
-        fmt.write_meta(
+        meta = fmt.write_meta(
             folder, self.kind, self.classes_,
             body=fmt.BODY_DIR, head=fmt.HEAD_FILE, normalize=True,
             max_seq_length=int(self.body_.max_seq_length), truncation="head",
@@ -183,8 +183,7 @@ class SetFitStudent(FineTunedLabelCheck, BaseStudent):
             num_iterations=self.num_iterations, learning_rate=self.learning_rate, batch_size=self.batch_size,
             **self.multi_meta(),
         )
-        (folder / "README.md").write_text(fmt.head_readme(self.kind, self.classes_, self.body_.max_seq_length,
-                                                          self.multi_label))
+        fmt.write_readme(folder, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SetFitStudent":

@@ -35,37 +35,6 @@ PCA_DIMS = 256
 _LOCK = threading.Lock()
 _LOADED: dict[str, "StaticEncoder"] = {}
 
-STATIC_README = """# labelloop student: static
-
-Static token embeddings distilled with model2vec from {encoder} (`static/`), averaged per text,
-then a logistic-regression head (`head.safetensors`). Classes: {classes}.
-Predict without labelloop (numpy, safetensors, tokenizers):
-
-```python
-import json, numpy as np
-from safetensors.numpy import load_file
-from tokenizers import Tokenizer
-meta, head = json.load(open("labelloop.json")), load_file("head.safetensors")
-emb = load_file("static/embeddings.safetensors")["embeddings"]
-tok = Tokenizer.from_file("static/tokenizer.json"); tok.no_truncation(); tok.no_padding()
-def embed(text):
-    ids = tok.encode(text, add_special_tokens=False).ids[:{max_tokens}] or [0]
-    v = emb[ids].mean(axis=0)
-    return v / (np.linalg.norm(v) or 1.0)
-X = np.stack([embed(t) for t in texts])
-labels = [meta["id2label"][str(i)] for i in (X @ head["coef"].T + head["intercept"]).argmax(1)]
-```
-"""
-MULTI_NOTE = """
-Multi-label: each label has its own head row and decision threshold (tuned on out-of-fold predictions):
-
-```python
-probs = 1 / (1 + np.exp(-(X @ head["coef"].T + head["intercept"])))
-labels = [[meta["classes"][j] for j in np.flatnonzero(p >= head["thresholds"])] for p in probs]
-```
-"""
-
-
 class StaticEncoder:
     """Mean of token vectors, L2-normalized: a tokenizer and an embedding matrix."""
 
@@ -192,18 +161,14 @@ class StaticStudent(FrozenHeadMixin, BaseStudent):
         folder = fmt.prepare_folder(path)
         shutil.copytree(self.static_.folder, folder / STATIC_DIR)
         fmt.save_head(folder, self.coef_, self.intercept_, self.thresholds_ if self.multi_label else None)
-        fmt.write_meta(
+        meta = fmt.write_meta(
             folder, self.kind, self.classes_, static=STATIC_DIR, head=fmt.HEAD_FILE, normalize=True,
             max_seq_length=self._max_tokens(), truncation="head", pca_dims=self.pca_dims,
             encoder_source=str(self.encoder_path) if self.encoder_path else "all-MiniLM-L6-v2 (packaged)",
             encoder_path=str(self.encoder_path) if self.encoder_path else None,  # what a refit starts from
             seed=self.seed, **self.head_meta(), **self.multi_meta(),
         )
-        readme = STATIC_README.format(encoder=self.encoder_path or "all-MiniLM-L6-v2", classes=", ".join(self.classes_),
-                                      max_tokens=self._max_tokens())
-        if self.multi_label:
-            readme += MULTI_NOTE
-        (folder / "README.md").write_text(readme)
+        fmt.write_readme(folder, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StaticStudent":

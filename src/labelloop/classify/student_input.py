@@ -3,9 +3,18 @@
 `StudentInput` holds the student's base model, how many tokens it takes, how a longer text is
 cut (head or head-tail), the chunk size, the classes and whether a text may have several
 labels. The loop builds it once from the config and trains with it; it is saved as
-`student_input.json` beside the model, and predict, Ray, serve, ONNX and the review app's
-truncation highlight all load it from there, so training and prediction can never cut text
-differently.
+`student_input.json` beside the model, with the tokenizer that counts the cut (`cut/`) and the
+one that chunked the documents (`chunker/`, when it is another), and predict, Ray, serve, ONNX
+and the review app's truncation highlight all load it from there, so training and prediction
+can never cut or chunk text differently. labelloop.json and the folder's README say the same
+(labelloop.classify.folder.record_input).
+
+The window fits a chunk: `system.chunk_size` counts text tokens (Augmentoolkit's meaning) and
+`max_length` counts the special tokens too, so when the base model's own length would hold a
+full chunk but for its two special tokens, the window grows by them (`window_for`); otherwise
+every chunk of exactly chunk_size tokens would lose its middle to a head-tail cut. A chunk_size
+beyond the model's length is a choice to cut (training.truncation_type), and an explicit
+student.max_seq_length is kept as set.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from typing import Any
 from labelloop.errors import ModelNotAvailableError
 
 INPUT_FILE = "student_input.json"
+CUT_TOKENIZER = "cut/tokenizer.json"  # the tokenizer that counts the cut, in every saved folder
+CHUNK_TOKENIZER = "chunker/tokenizer.json"  # the one that chunked the documents, when it is another
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] (or <s> and </s>): the budget for text is max_length - 2
 FALLBACK_MAX_LENGTH = 256
 MAX_POSITIONS = 512
@@ -41,11 +52,11 @@ class StudentInput:
 
     @classmethod
     def from_config(cls, config, base_folder: str | None = None) -> StudentInput:
-        """The run's contract: student.max_seq_length, else the base model's own length."""
+        """The run's contract: student.max_seq_length, else the base model's window for a chunk (window_for)."""
         from labelloop.models import resolve_model
 
         folder = base_folder or resolve_model(config.student_model, config.student_model_setting)
-        length = config.student.max_seq_length or default_max_length(folder)
+        length = config.student.max_seq_length or window_for(folder, config.system.chunk_size)
         return cls(
             encoder=config.student_model, max_length=int(length), truncation=config.training.truncation_type,
             chunk_size=config.system.chunk_size, classes=tuple(config.classes),
@@ -58,7 +69,7 @@ class StudentInput:
         from labelloop.models import resolve_model
 
         folder = resolve_model(encoder, "student.encoder")
-        length = config.student.max_seq_length or default_max_length(folder)
+        length = config.student.max_seq_length or window_for(folder, self.chunk_size)
         return replace(self, encoder=encoder, max_length=int(length), tokenizer_dir=folder)
 
     @property
@@ -73,11 +84,17 @@ class StudentInput:
 
         return load_tokenizer(self.tokenizer_dir or self.encoder)
 
+    def chunk_tokenizer(self) -> Any:
+        """The tokenizer ingest chunked with (an older saved folder: the student's own)."""
+        from labelloop.ingest.chunking import load_tokenizer
+
+        return load_tokenizer(self.chunker_dir or self.tokenizer_dir or self.chunk_encoder)
+
     def chunker(self):
         """A labelloop.ingest.chunking.Chunker that cuts documents exactly as ingest cut the training chunks."""
-        from labelloop.ingest.chunking import Chunker, load_tokenizer
+        from labelloop.ingest.chunking import Chunker
 
-        return Chunker(load_tokenizer(self.chunker_dir or self.tokenizer_dir or self.chunk_encoder), self.chunk_size)
+        return Chunker(self.chunk_tokenizer(), self.chunk_size)
 
     def cut(self, text: str):
         """The text as the student sees it, with the kept spans (labelloop.ingest.truncation.Truncated)."""
@@ -110,14 +127,35 @@ class StudentInput:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """Write student_input.json into a saved student's folder (its tokenizer is found there on load)."""
-        path = Path(folder) / INPUT_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        """Write student_input.json and its tokenizers into a saved student's folder; labelloop.json and
+        the README then record this cut (labelloop.classify.folder.record_input)."""
+        from labelloop.classify.folder import record_input
+        from labelloop.ingest.chunking import backend_of
+
+        folder = Path(folder)
+        cut = backend_of(self.tokenizer()).to_str()
+        chunk = backend_of(self.chunk_tokenizer()).to_str()
+        _write(folder / CUT_TOKENIZER, cut)
+        if chunk != cut:
+            _write(folder / CHUNK_TOKENIZER, chunk)
+        data = {**self.to_dict(), "tokenizer": CUT_TOKENIZER, "chunk_tokenizer": CHUNK_TOKENIZER if chunk != cut
+                else CUT_TOKENIZER}
+        path = folder / INPUT_FILE
+        _write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        record_input(folder, self.cut_meta())
         return path
+
+    def cut_meta(self) -> dict:
+        """How a longer text is cut, for labelloop.json and a loader without labelloop."""
+        from labelloop.ingest.truncation import HEAD_FRACTION, SEPARATOR
+
+        return {"truncation": self.truncation, "max_length": self.max_length, "max_tokens": self.budget,
+                "marker": SEPARATOR, "head_fraction": HEAD_FRACTION, "tokenizer": CUT_TOKENIZER,
+                "chunk_size": self.chunk_size}
 
     @classmethod
     def load(cls, folder: str | Path) -> StudentInput:
-        """The contract of a saved student, its tokenizer in the folder (body/ or the folder itself)."""
+        """The contract of a saved student, with the tokenizers recorded in the folder (older folders: its own)."""
         folder = Path(folder)
         path = folder / INPUT_FILE
         if not path.is_file() and (folder / "labelloop.json").is_file():
@@ -127,11 +165,23 @@ class StudentInput:
                 f"{str(folder)!r} has no {INPUT_FILE}: it was not saved by `labelloop run` (or by an older "
                 "labelloop); pass one of <output_dir>/classifiers/classifier_<N>, or train it again"
             )
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), tokenizer_dir=str(tokenizer_folder(folder)))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        own = str(tokenizer_folder(folder))
+        tokenizer_dir = _recorded(folder, data.get("tokenizer")) or own
+        contract = cls.from_dict(data, tokenizer_dir=tokenizer_dir)
+        return replace(contract, chunker_dir=_recorded(folder, data.get("chunk_tokenizer")) or own)
 
-    def for_folder(self, folder: str | Path) -> StudentInput:
-        """The same contract, reading its tokenizer from a saved student's folder."""
-        return replace(self, tokenizer_dir=str(tokenizer_folder(Path(folder))))
+
+def _recorded(folder: Path, relative: str | None) -> str | None:
+    """The folder of a tokenizer file recorded in student_input.json, when it is there."""
+    if not relative or not (folder / relative).is_file():
+        return None
+    return str((folder / relative).parent)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def _from_older_folder(folder: Path) -> StudentInput:
@@ -149,6 +199,24 @@ def tokenizer_folder(model_dir: Path) -> Path:
     """Where a saved student keeps its tokenizer: body/ (embedding students) or the folder (transformer)."""
     body = Path(model_dir) / "body"
     return body if body.is_dir() else Path(model_dir)
+
+
+def window_for(folder: str | Path, chunk_size: int) -> int:
+    """The base model's own length, grown by the special tokens when only they keep a full chunk out."""
+    own = default_max_length(folder)
+    if own - SPECIAL_TOKENS < chunk_size <= own:
+        return max(own, min(chunk_size + SPECIAL_TOKENS, max_positions(folder) or own))
+    return own
+
+
+def max_positions(folder: str | Path) -> int | None:
+    """How many positions the base model has (config.json, <= 512), or None when it does not say."""
+    folder = Path(folder)
+    for cfg in (folder / "config.json", *sorted(folder.glob("*/config.json"))):
+        value = _json(cfg).get("max_position_embeddings")
+        if isinstance(value, int) and value > 0:
+            return min(value, MAX_POSITIONS)
+    return None
 
 
 def default_max_length(folder: str | Path) -> int:

@@ -204,14 +204,14 @@ class TransformerStudent(FineTunedLabelCheck, BaseStudent):
         self.model_.save_pretrained(str(folder), safe_serialization=True)
         self.tokenizer_.model_max_length = self.max_length_  # plain loaders truncate the same way
         self.tokenizer_.save_pretrained(str(folder))
-        fmt.write_meta(
+        meta = fmt.write_meta(
             folder, self.kind, self.classes_,
             max_seq_length=self.max_length_, truncation="head",
             base_model=str(self.model_path) if self.model_path else "all-MiniLM-L6-v2 (packaged)",
             balancing=self.balancing, seed=self.seed, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
             **self.multi_meta(),
         )
-        (folder / "README.md").write_text(fmt.transformer_readme(self.classes_, self.max_length_, self.multi_label))
+        fmt.write_readme(folder, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TransformerStudent":

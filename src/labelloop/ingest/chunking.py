@@ -70,6 +70,15 @@ def _load_tokenizer(path: str) -> Any:
     return tok
 
 
+def chunker_for(config) -> "Chunker":
+    """The run's chunker: system.chunk_size tokens of the configured student model's tokenizer.
+
+    Each saved student records this tokenizer (labelloop.classify.student_input), so predict, Ray
+    and serve chunk as ingest did even when student.type auto trained on another encoder.
+    """
+    return Chunker(load_tokenizer(config.student_model), config.system.chunk_size)
+
+
 def _tokenizer_folder(folder: Path) -> Path:
     if not folder.is_dir():
         raise ModelNotAvailableError(

@@ -41,42 +41,49 @@ def truncate(text: str, tokenizer: Any, max_tokens: int, kind: TruncationKind = 
         raise ValueError(f"truncation kind {kind!r} is not known; use 'head' or 'head-tail' (training.truncation_type)")
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    backend = backend_of(tokenizer)
+    return Truncated(*cut_text(text, backend_of(tokenizer), max_tokens, kind))
+
+
+# The rule itself, below, uses only a tokenizers.Tokenizer (truncation and padding off) and the two
+# constants above: saved folders' READMEs quote these functions verbatim (CUT_FUNCTIONS), so a
+# classifier loaded without labelloop cuts its input exactly as labelloop does.
+
+def cut_text(text: str, backend, max_tokens: int, kind: str = "head-tail") -> tuple:
+    """(text cut to at most max_tokens tokens, whether it was cut, the kept (start, end) spans)."""
     enc = backend.encode(text, add_special_tokens=False)
-    n = len(enc.ids)
-    if n <= max_tokens:
-        return Truncated(text, False, [(0, len(text))])
+    if len(enc.ids) <= max_tokens:
+        return text, False, [(0, len(text))]
     budget = max_tokens
     for _ in range(8):  # shrink only if re-tokenizing the joined pieces runs over (rare)
-        result = _cut(text, enc, budget, kind, backend)
-        over = len(backend.encode(result.text, add_special_tokens=False).ids) - max_tokens
+        cut, spans = _cut(text, enc, budget, kind, backend)
+        over = len(backend.encode(cut, add_special_tokens=False).ids) - max_tokens
         if over <= 0:
-            return result
+            return cut, True, spans
         budget -= over
         if budget < 1:
             break
-    return _cut(text, enc, 1, "head", backend)
+    cut, spans = _cut(text, enc, 1, "head", backend)
+    return cut, True, spans
 
 
-def _cut(text: str, enc: Any, budget: int, kind: TruncationKind, backend: Any) -> Truncated:
+def _cut(text: str, enc, budget: int, kind: str, backend) -> tuple:
+    """One cut of the encoded text to `budget` tokens: (cut text, kept spans)."""
     offsets, word_ids = enc.offsets, enc.word_ids
     n = len(offsets)
     if kind == "head":
         end = _head_end(offsets, word_ids, budget)
-        return Truncated(text[:end], True, [(0, end)])
+        return text[:end], [(0, end)]
     sep_tokens = len(backend.encode(SEPARATOR, add_special_tokens=False).ids)
     content = budget - sep_tokens
     if content < 2:
         end = _head_end(offsets, word_ids, budget)
-        return Truncated(text[:end], True, [(0, end)])
+        return text[:end], [(0, end)]
     n_head = max(1, int(content * HEAD_FRACTION))
     n_tail = content - n_head
     head_end = _head_end(offsets, word_ids, n_head)
     tail_start = _tail_start(offsets, word_ids, n - n_tail)
     head, tail = text[:head_end].rstrip(), text[tail_start:].lstrip()
-    head_span = (0, len(head))
-    tail_span = (len(text) - len(tail), len(text))
-    return Truncated(head + SEPARATOR + tail, True, [head_span, tail_span])
+    return head + SEPARATOR + tail, [(0, len(head)), (len(text) - len(tail), len(text))]
 
 
 def _is_word_start(word_ids: list, k: int) -> bool:
@@ -102,3 +109,6 @@ def _tail_start(offsets: list, word_ids: list, first: int) -> int:
     if k == n:
         k = first
     return offsets[k][0]
+
+
+CUT_FUNCTIONS = (cut_text, _cut, _is_word_start, _head_end, _tail_start)  # the rule, as READMEs quote it
