@@ -143,12 +143,9 @@ class BaseStudent:
 
     def predict(self, texts: list[str]) -> list:
         """The most probable class of each text; multi-label: each text's label set (its thresholds)."""
-        probs = self.predict_proba(texts)
-        if self.multi_label:
-            from labelloop.classify.thresholds import apply_thresholds
+        from labelloop.classify.decision import decide
 
-            return apply_thresholds(probs, self.thresholds_, self.classes_)
-        return [self.classes_[i] for i in np.argmax(probs, axis=1)]
+        return decide(self.predict_proba(texts), self.classes_, self.thresholds_ if self.multi_label else None)
 
     def cross_val_proba(self, texts: list[str], labels: list[str], folds: int = 5,
                         stop_after: Callable[[int, int], bool] | None = None) -> np.ndarray | None:

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from labelloop.classify.base import class_weights, fixed_balancing, oversample_indices
+from labelloop.classify.decision import decide_codes
 
 ABSENT_MARGIN = 20.0  # logit gap that keeps a class with no training data at ~e^-20 probability
 DEFAULT_C = 10.0  # where nothing is chosen by cross-validation (multi-label heads, fine-tuned students)
@@ -72,7 +73,8 @@ def choose_head(X: np.ndarray, y: np.ndarray, n_classes: int, splits, *, C: floa
         for train_idx, test_idx in splits:
             coef, intercept = fit_head(X[train_idx], y[train_idx], n_classes, balancing=mode, seed=seed, C=c)
             out[test_idx] = head_proba(X[test_idx], coef, intercept)
-        scored.append((float(np.mean(out[held].argmax(axis=1) == y[held])) if held.any() else 0.0, (c, mode), out))
+        right = np.asarray(decide_codes(out[held])) == y[held]
+        scored.append((float(np.mean(right)) if held.any() else 0.0, (c, mode), out))
     score, (c, mode), out = max(scored, key=lambda t: t[0])  # max keeps the first of equals
     if not held.any():
         return HeadSettings(c, mode, None, len(grid)), out

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from labelloop.classify.base import OverBudget, fit_deadline
+from labelloop.classify.decision import decide
 from labelloop.errors import LabelloopError
 
 PLATEAU = 0.01  # a round that gains less than this on the best cheap student has plateaued
@@ -129,7 +130,7 @@ def choose(make: Callable[[str, str | None], object], texts: list[str], labels: 
             continue
         trial.seconds = time.perf_counter() - t0
         classes = list(student.classes)
-        pred = [classes[i] for i in np.argmax(probs, axis=1)]
+        pred = decide(probs, classes)
         trial.cv_accuracy = float(np.mean([p == g for p, g in zip(pred, labels)])) if labels else 0.0
         trials.append(trial)
         scored.append((trial.cv_accuracy, rank, trial, probs, student))

@@ -1,27 +1,12 @@
-"""Multi-label decisions: which classes a student's probabilities give a text, and how thresholds are chosen.
+"""How a multi-label student's per-class decision thresholds are chosen (labelloop.classify.decision applies them).
 
-The one place a probability becomes a label in multi-label mode: the student's predictions, its
-saved folder, predict, serve and the review app all ask here. A threshold is never a fixed 0.5: each
-class gets the one that maximizes its F1 on out-of-fold probabilities of the training labels.
+A threshold is never a fixed 0.5: each class gets the one that maximizes its F1 on out-of-fold
+probabilities of the training labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-
-
-def apply_thresholds(probs: np.ndarray, thresholds: Sequence[float], classes: Sequence[str]) -> list[list[str]]:
-    """Each row's label set: the classes whose probability reaches their threshold, in class order."""
-    t = np.asarray(thresholds, dtype=np.float64)
-    chosen = np.asarray(probs, dtype=np.float64) >= t
-    return [[classes[j] for j in np.flatnonzero(row)] for row in chosen]
-
-
-def decision_margin(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """How far each (row, class) probability is from its threshold, on the side it falls (0 = undecided)."""
-    return np.abs(np.asarray(probs, dtype=np.float64) - np.asarray(thresholds, dtype=np.float64))
 
 
 def tune_thresholds(probs: np.ndarray, Y: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:

@@ -7,8 +7,7 @@ stopping rules and the report see the same values.
 
 from __future__ import annotations
 
-import numpy as np
-
+from labelloop.classify.decision import decide_codes
 from labelloop.config import Config
 from labelloop.loop.label_errors import METRICS_KEY, Flags
 from labelloop.loop.stopping import STOP_SET_KEY
@@ -46,13 +45,11 @@ def stop_set_predictions(config: Config, store: Store, model_dir: str, student_i
     chunks = stop_set(store, config.sampling.seed, config.stopping.stop_set_size)
     if not chunks:
         return {"ids": [], "pred": []}
-    probs = student_probs(config, store, model_dir, chunks, student_input)
-    if config.multi_label:  # a label set as one category (bit j: class j), so kappa compares whole sets
-        from labelloop.loop.pool_state import saved_thresholds
+    from labelloop.loop.pool_state import saved_thresholds
 
-        held = probs >= saved_thresholds(config, model_dir)[None, :]
-        return {"ids": [c.id for c in chunks], "pred": [int((row * (1 << np.arange(len(row)))).sum()) for row in held]}
-    return {"ids": [c.id for c in chunks], "pred": [int(i) for i in np.argmax(probs, axis=1)]}
+    probs = student_probs(config, store, model_dir, chunks, student_input)
+    # multi-label: a label set as one category (bit j: class j), so kappa compares whole sets
+    return {"ids": [c.id for c in chunks], "pred": decide_codes(probs, saved_thresholds(config, model_dir))}
 
 
 def iteration(store: Store, n: int) -> Iteration:

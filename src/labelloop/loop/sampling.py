@@ -12,6 +12,7 @@ from typing import get_args
 
 import numpy as np
 
+from labelloop.classify import decision
 from labelloop.config import SamplingStrategy
 
 STRATEGIES = get_args(SamplingStrategy)
@@ -167,10 +168,7 @@ class Balanced(_Active):
         have = np.array([(label_counts or {}).get(c, 0) for c in names], dtype=float)
         quota = water_fill(have, n)
         m = margins(probs, self.thresholds)
-        if self.thresholds is None:
-            holds = np.argmax(probs, axis=1)[:, None] == np.arange(k)[None, :]
-        else:
-            holds = probs >= np.asarray(self.thresholds)[None, :]
+        holds = decision.chosen(probs, self.thresholds)  # the classes the student answers
         ranked = []
         for c in range(k):
             mine = np.flatnonzero(holds[:, c])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labelloop.classify.decision import decide
 from labelloop.config import Config
 from labelloop.evaluate import Metrics, MultiMetrics, evaluate, evaluate_multilabel, headline_metric
 
@@ -31,11 +32,7 @@ def metric_name(config: Config) -> str:
 
 def predictions(config: Config, student, probs: np.ndarray) -> list:
     """The student's answers from its probabilities: a class, or (multi-label) a label set by its thresholds."""
-    if config.multi_label:
-        from labelloop.classify.thresholds import apply_thresholds
-
-        return apply_thresholds(probs, student.thresholds_, student.classes_)
-    return [student.classes_[i] for i in np.argmax(probs, axis=1)] if len(probs) else []
+    return decide(probs, student.classes_, student.thresholds_ if config.multi_label else None)
 
 
 def score(config: Config, reference: list, predicted: list) -> Metrics | MultiMetrics:

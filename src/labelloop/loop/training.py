@@ -299,24 +299,15 @@ def _record_student_labels(store, n, data: RoundData, oos: np.ndarray, test_prob
 
 
 def _rows(chunks, probs, classes, n, student) -> list[dict]:
-    if getattr(student, "multi_label", False):
-        return _set_rows(chunks, probs, classes, n, student.thresholds_)
-    out = []
-    for c, p in zip(chunks, probs):
-        i = int(np.argmax(p))
-        out.append(dict(
-            chunk_id=c.id, source=policy.STUDENT, label=classes[i], confidence=float(p[i]),
-            iteration=n, probs={k: float(v) for k, v in zip(classes, p)},
-        ))
-    return out
+    """Student opinions by the decision rule (a multi-label set stored encoded), with confidence and probabilities."""
+    from labelloop.classify.decision import confidence, decide
 
-
-def _set_rows(chunks, probs, classes, n, thresholds) -> list[dict]:
-    """Multi-label student opinions: the set its thresholds give, each class's probability, the least sure decision."""
-    from labelloop.classify.thresholds import apply_thresholds
-
-    sets = apply_thresholds(probs, thresholds, classes) if len(chunks) else []
-    return [dict(chunk_id=c.id, source=policy.STUDENT, label=policy.encode_set(chosen, classes),
-                 confidence=float(np.min(np.maximum(p, 1.0 - p))), iteration=n,
+    if not len(chunks):
+        return []
+    thresholds = student.thresholds_ if getattr(student, "multi_label", False) else None
+    answers = decide(probs, classes, thresholds)
+    sure = confidence(probs, thresholds)
+    return [dict(chunk_id=c.id, source=policy.STUDENT, iteration=n, confidence=float(s),
+                 label=policy.encode_set(a, classes) if thresholds is not None else a,
                  probs={k: float(v) for k, v in zip(classes, p)})
-            for c, p, chosen in zip(chunks, probs, sets)]
+            for c, p, a, s in zip(chunks, probs, answers, sure)]

@@ -169,12 +169,9 @@ class OnnxStudent:
 
     def predict(self, texts: Sequence[str]) -> list:
         """The most probable class of each text; multi-label: each text's label set by its thresholds."""
-        probs = self.predict_proba(texts)
-        if self.multi_label:
-            from labelloop.classify.thresholds import apply_thresholds
+        from labelloop.classify.decision import decide
 
-            return apply_thresholds(probs, self.thresholds_, self.classes_)
-        return [self.classes_[i] for i in np.argmax(probs, axis=1)]
+        return decide(self.predict_proba(texts), self.classes_, self.thresholds_ if self.multi_label else None)
 
     def __repr__(self) -> str:
         return f"OnnxStudent({str(self.model_dir)!r}, quantized={getattr(self, 'quantized', None)})"
