@@ -19,7 +19,7 @@ from rich.text import Text
 from labelloop.config import Config
 from labelloop.files import sha256_file
 from labelloop.errors import IngestError
-from labelloop.ingest.chunking import Chunker, load_tokenizer
+from labelloop.ingest.chunking import chunker_for
 from labelloop.ingest.readers import Document, Problem, iter_files, read_file, supported_list
 from labelloop.store import NewChunk, Store, text_hash
 
@@ -89,7 +89,7 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 def count_chunks(config: Config, text_column: str | None = None) -> tuple[int, float | None]:
     """(distinct chunks, their mean length in characters) that ingest would make; reads, writes nothing."""
-    chunker = Chunker(load_tokenizer(config.student_model), config.system.chunk_size)
+    chunker = chunker_for(config)
     seen: set[str] = set()
     chars = 0
     column = text_column or config.ingest.text_column
@@ -116,7 +116,7 @@ class _Run:
         self.root = Path(config.path.input_dir)
         self.store = store
         self.text_column = text_column
-        self.chunker = Chunker(load_tokenizer(config.student_model), config.system.chunk_size)
+        self.chunker = chunker_for(config)
         self.report = IngestReport(input_dir=str(self.root))
         self.pending: list[tuple[_FileState, Document]] = []
         self.pending_chars = 0
