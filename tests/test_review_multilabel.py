@@ -112,7 +112,23 @@ def test_unlabeled_llm_reply_suggests_the_students_set(client, project):
     cid = sorted(project.unlabeled)[0]
     rec = client.get(f"/api/records/{cid}").json()
     assert rec["suggestion_source"] == "student" and rec["suggestion_labels"] == project.student[cid]
+    card = _card(client, cid)
+    assert re.search(r'data-role="save"[^>]*>Accept student: “', card)  # the button says whose set it takes
     assert label(client, cid, "accept").json()["labels"] == project.student[cid]
+    assert client.get(f"/api/records/{cid}").json()["human_from_student"] is True
+    assert "accepted from the student" in _card(client, cid, "submitted")
+
+
+def _card(client, cid: int, queue: str = "pending") -> str:
+    """The HTML of one record's card in a queue, whatever its page."""
+    for page in range(1, 100):
+        text = client.get(f"/queue/{queue}?page={page}").text
+        start = text.find(f'id="record-{cid}"')
+        if start >= 0:
+            return text[start:text.index("</article>", start)]
+        if "next-page" not in text:
+            raise AssertionError(f"record {cid} is not in the {queue} queue")
+    raise AssertionError("too many pages")
 
 
 def test_api_shows_every_label_with_llm_student_and_threshold(client, project):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from labelloop import labels as policy
 from labelloop.errors import LabelloopError, StoreError
-from labelloop.review.records import Record, Snapshot, load, multi_label_of
+from labelloop.review.records import PENDING, SUBMITTED, Record, Snapshot, load, multi_label_of, review_state
 from labelloop.store import Store
 
 ACTIONS = ("accept", "correct", "discard")
@@ -41,7 +41,7 @@ class Outcome:
         out = {"chunk_id": self.chunk_id, "action": self.action, "label": self.label, "state": self.state,
                "review_id": self.review_id, "message": self.message}
         if self.multi_label:
-            out["labels"] = policy.decode_set(self.label) if self.state == "submitted" else None
+            out["labels"] = policy.decode_set(self.label) if self.state == SUBMITTED else None
         return out
 
 
@@ -82,9 +82,9 @@ def apply(store: Store, chunk_id: int, action: str, label: str | None = None,
         label, status = _set_to_save(record, action, labels, snap.classes)
     else:
         label, status = _label_to_save(record, action, label, classes)
-    review_id, _previous = store.record_review(chunk_id, action, label, status, reviewer)
-    return Outcome(chunk_id, action, label, "discarded" if status == "discarded" else "submitted", review_id,
-                   multi_label=snap.multi_label)
+    reason = policy.accept_reason(record.suggestion[1]) if action == "accept" else None
+    review_id, _previous = store.record_review(chunk_id, action, label, status, reviewer, reason=reason)
+    return Outcome(chunk_id, action, label, review_state(status), review_id, multi_label=snap.multi_label)
 
 
 def _label_to_save(record: Record, action: str, label: str | None,
@@ -145,18 +145,18 @@ def bulk_accept(store: Store, chunk_ids: list[int], reviewer: str | None = None)
     for cid in chunk_ids:
         try:
             record = _record(store, cid)
-            if record.state != "pending":
+            if record.state != PENDING:
                 outcomes.append(Outcome(cid, "skip", record.given_label, record.state,
                                         message=f"already {record.state}; left as it is", multi_label=multi))
                 continue
             outcomes.append(apply(store, cid, "accept", reviewer=reviewer))
         except ActionError as exc:
-            outcomes.append(Outcome(cid, "skip", None, "pending", message=str(exc), multi_label=multi))
+            outcomes.append(Outcome(cid, "skip", None, PENDING, message=str(exc), multi_label=multi))
     return outcomes
 
 
 def _expected(action: str, label: str | None) -> dict:
-    return {"label": label, "status": "discarded" if action == "discard" else "ok"}
+    return {"label": label, "status": policy.DISCARDED if action == "discard" else policy.OK}
 
 
 def undoable(store: Store, reviewer: str | None) -> list:
@@ -190,7 +190,8 @@ def undo(store: Store, reviewer: str | None, count: int = 1) -> list[Outcome]:
             if restored is None:
                 store.delete_label(review.chunk_id, policy.HUMAN)
             else:
-                store.set_label(review.chunk_id, policy.HUMAN, restored["label"], status=restored["status"])
+                store.set_label(review.chunk_id, policy.HUMAN, restored["label"], status=restored["status"],
+                                reason=review.previous.get("reason"))
             rid = store.add_review(review.chunk_id, "undo", restored["label"] if restored else None,
                                    previous={**(current or {}), "undoes": review.id, "restored": True},
                                    reviewer=reviewer)
@@ -200,6 +201,4 @@ def undo(store: Store, reviewer: str | None, count: int = 1) -> list[Outcome]:
 
 
 def _state(human: dict | None) -> str:
-    if human is None:
-        return "pending"
-    return "discarded" if human["status"] == "discarded" else "submitted"
+    return review_state(human["status"] if human else None)

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from labelloop import labels as policy
 from labelloop.errors import LabelloopError
 from labelloop.review import actions, multi, queues
 from labelloop.review.highlight import Highlighter
@@ -120,8 +121,8 @@ class ReviewApp:
         if snap.multi_label:
             out.update(multi_label=True, suggestion_labels=record.suggestion_set,
                        per_label=[row.to_dict() for row in self._label_rows(snap, record)])
-            for side, labels in (("llm", record.llm_set), ("student", record.student_set),
-                                 ("human", record.human_set)):
+            for side, labels in (("llm", record.llm_set), (policy.STUDENT, record.student_set),
+                                 (policy.HUMAN, record.human_set)):
                 if out[side] is not None:
                     out[side]["labels"] = labels
         return out
@@ -154,7 +155,7 @@ class ReviewApp:
         current = self.store.rules()
         if current is not None and current.text == text:
             return current.version
-        return self.store.add_rules(text, author="human").version
+        return self.store.add_rules(text, author=policy.HUMAN).version
 
     def progress_page(self, request: Request) -> Response:
         snap = self.snapshot()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labelloop.review.records import Record, Snapshot, progress_summary
+from labelloop import labels as policy
+from labelloop.review.records import PENDING, SUBMITTED, Record, Snapshot, progress_summary
 
 NEAR_THRESHOLD = 0.10  # a student probability this close to its threshold is "uncertain"
 NO_THRESHOLD = 0.5  # where nearness is measured from when the round stored no thresholds (the queue says so)
@@ -42,8 +43,8 @@ class LabelRow:
 
     def to_dict(self) -> dict:
         return {"label": self.name, "key": self.index if self.index <= 9 else None, "llm": self.llm,
-                "llm_prob": self.llm_prob, "student": self.student, "student_prob": self.student_prob,
-                "threshold": self.threshold, "human": self.human, "disagree": self.disagree}
+                "llm_prob": self.llm_prob, policy.STUDENT: self.student, "student_prob": self.student_prob,
+                "threshold": self.threshold, policy.HUMAN: self.human, "disagree": self.disagree}
 
 
 def margin(prob: float | None, threshold: float | None) -> float | None:
@@ -142,11 +143,11 @@ def _count_labels(per: dict[str, dict], human: set[str], llm: set[str] | None) -
 
 def progress(snap: Snapshot) -> dict:
     """Reviewed/total, how often people kept the LLM's exact label set, and per label (plus none of them)."""
-    reviewed = [r for r in snap.records if r.state != "pending"]
+    reviewed = [r for r in snap.records if r.state != PENDING]
     per = {c: _row(c) for c in [*snap.classes, NONE_OF_THEM]}
     compared = agreed = 0
     for r in reviewed:
-        if r.state != "submitted":
+        if r.state != SUBMITTED:
             continue
         human, llm = set(r.human_set or []), r.llm_set
         _count_labels(per, human, None if llm is None else set(llm))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from labelloop.errors import LabelloopError
 from labelloop.llm.injection import instruction_like
 from labelloop.review import multi
-from labelloop.review.records import Record, Snapshot, progress_summary
+from labelloop.review.records import DISCARDED, PENDING, STATES, SUBMITTED, Record, Snapshot, progress_summary
 
 LOW_CONFIDENCE = 0.7
 PAGE_SIZE = 20
@@ -24,9 +24,9 @@ class Queue:
 
 
 QUEUES = [
-    Queue("pending", "Pending", "Not reviewed yet, in document order."),
-    Queue("submitted", "Submitted", "Accepted or corrected by a person."),
-    Queue("discarded", "Discarded", "Thrown out by a person; not used for training or evaluation."),
+    Queue(PENDING, "Pending", "Not reviewed yet, in document order."),
+    Queue(SUBMITTED, "Submitted", "Accepted or corrected by a person."),
+    Queue(DISCARDED, "Discarded", "Thrown out by a person; not used for training or evaluation."),
     Queue("disagreements", "Student vs LLM", "Pending records where the student and the LLM differ, "
           "most confident student first."),
     Queue("label-issues", "Likely label errors", "Pending records whose LLM label confident learning (cleanlab) "
@@ -72,21 +72,21 @@ def records(snap: Snapshot, name: str, cls: str | None = None) -> tuple[list[Rec
     if snap.multi_label:
         return _multi_records(snap, name, cls)
     note = None
-    if name in ("pending", "submitted", "discarded"):
+    if name in STATES:
         out = [r for r in snap.records if r.state == name]
     elif name == "disagreements":
-        out = [r for r in snap.records if r.state == "pending" and _disagree(r)]
+        out = [r for r in snap.records if r.state == PENDING and _disagree(r)]
         out.sort(key=lambda r: -(r.student.confidence or 0.0))
     elif name == "low-confidence":
-        out = [r for r in snap.records if r.state == "pending" and r.llm is not None and _low(r)]
+        out = [r for r in snap.records if r.state == PENDING and r.llm is not None and _low(r)]
         out.sort(key=lambda r: (r.llm_label is not None, r.llm.confidence if r.llm.confidence is not None else -1))
     elif name == "instruction-like":
-        out = [r for r in snap.records if r.state == "pending" and instruction_like(r.chunk.text)]
+        out = [r for r in snap.records if r.state == PENDING and instruction_like(r.chunk.text)]
     else:
         note = snap.issues_note
-        out = [snap.by_id[cid] for cid in snap.issues if cid in snap.by_id and snap.by_id[cid].state == "pending"]
+        out = [snap.by_id[cid] for cid in snap.issues if cid in snap.by_id and snap.by_id[cid].state == PENDING]
     if cls is not None:
-        out = [r for r in out if (r.human.label if r.state == "submitted" else r.suggestion[0]) == cls]
+        out = [r for r in out if (r.human.label if r.state == SUBMITTED else r.suggestion[0]) == cls]
     return out, note
 
 
@@ -105,9 +105,9 @@ def _low(r: Record) -> bool:
 def _multi_records(snap: Snapshot, name: str, cls: str | None) -> tuple[list[Record], str | None]:
     """A queue of a multi-label project; `cls` narrows it to one label: records that differ on it
     (disagreements), are unsure of it (uncertain), a person gave it (submitted), else whose suggestion has it."""
-    pending = [r for r in snap.records if r.state == "pending"]
+    pending = [r for r in snap.records if r.state == PENDING]
     note = None
-    if name in ("pending", "submitted", "discarded"):
+    if name in STATES:
         out = [r for r in snap.records if r.state == name]
     elif name == "disagreements":
         out = [r for r in pending if _differs(r, cls)]
@@ -121,9 +121,9 @@ def _multi_records(snap: Snapshot, name: str, cls: str | None) -> tuple[list[Rec
         out = [r for r in pending if instruction_like(r.chunk.text)]
     else:
         note = snap.issues_note
-        out = [snap.by_id[cid] for cid in snap.issues if cid in snap.by_id and snap.by_id[cid].state == "pending"]
+        out = [snap.by_id[cid] for cid in snap.issues if cid in snap.by_id and snap.by_id[cid].state == PENDING]
     if cls is not None and name not in ("disagreements", "uncertain"):
-        out = [r for r in out if cls in ((r.human_set if r.state == "submitted" else r.suggestion_set) or [])]
+        out = [r for r in out if cls in ((r.human_set if r.state == SUBMITTED else r.suggestion_set) or [])]
     return out, note
 
 
@@ -167,7 +167,7 @@ def label_disagreements(snap: Snapshot) -> dict[str, int]:
     """Multi-label: pending records where the LLM and the student differ, per label."""
     out = {c: 0 for c in snap.classes}
     for r in snap.records:
-        if r.state == "pending":
+        if r.state == PENDING:
             for c in multi.disagreeing(r):
                 out[c] = out.get(c, 0) + 1
     return out
@@ -187,7 +187,7 @@ def class_counts(snap: Snapshot) -> dict[str, int]:
     out = {c: 0 for c in snap.classes}
     for r in snap.records:
         sug = r.suggestion[0]
-        if r.state == "pending" and sug is not None:
+        if r.state == PENDING and sug is not None:
             out[sug] = out.get(sug, 0) + 1
     return out
 
@@ -195,7 +195,7 @@ def class_counts(snap: Snapshot) -> dict[str, int]:
 def _suggested_label_counts(snap: Snapshot) -> dict[str, int]:
     out = {c: 0 for c in snap.classes}
     for r in snap.records:
-        if r.state == "pending":
+        if r.state == PENDING:
             for c in r.suggestion_set or []:
                 out[c] = out.get(c, 0) + 1
     return out
@@ -215,12 +215,12 @@ def progress(snap: Snapshot) -> dict:
     if snap.multi_label:
         return multi.progress(snap)
     total = len(snap.records)
-    reviewed = [r for r in snap.records if r.state != "pending"]
+    reviewed = [r for r in snap.records if r.state != PENDING]
     per = {c: {"class": c, "reviewed": 0, "kept": 0, "llm_agree": 0, "llm_said": 0, "llm_said_agree": 0}
            for c in snap.classes}
     compared = agreed = 0
     for r in reviewed:
-        if r.state != "submitted":
+        if r.state != SUBMITTED:
             continue
         human, llm = r.human.label, r.llm_label
         row = per.setdefault(human, {"class": human, "reviewed": 0, "kept": 0, "llm_agree": 0,

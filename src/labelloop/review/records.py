@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from labelloop import labels as policy
 from labelloop.store import Chunk, Label, Store
 
-STATES = ("pending", "submitted", "discarded")
+PENDING, SUBMITTED, DISCARDED = "pending", "submitted", policy.DISCARDED
+STATES = (PENDING, SUBMITTED, DISCARDED)
+
+
+def review_state(human_status: str | None) -> str:
+    """A chunk's review state from the status of its human label (None: no person has decided it)."""
+    if human_status is None:
+        return PENDING
+    return DISCARDED if human_status == policy.DISCARDED else SUBMITTED
 
 
 @dataclass(frozen=True)
@@ -25,26 +33,50 @@ class Record:
 
     @property
     def state(self) -> str:
-        if self.human is None:
-            return "pending"
-        return "discarded" if self.human.status == "discarded" else "submitted"
+        return review_state(self.human.status if policy.decided(self.human) else None)
+
+    @property
+    def submitted(self) -> bool:
+        return self.state == SUBMITTED
+
+    @property
+    def discarded(self) -> bool:
+        return self.state == DISCARDED
 
     @property
     def llm_label(self) -> str | None:
-        return self.llm.label if self.llm is not None and self.llm.status == "ok" else None
+        return self.llm.label if policy.usable(self.llm) else None
+
+    @property
+    def llm_role(self) -> str | None:
+        """Which LLM gave the label shown: `large` or `small`."""
+        return policy.SOURCE_ROLE.get(self.llm.source) if self.llm is not None else None
 
     @property
     def student_label(self) -> str | None:
-        return self.student.label if self.student is not None and self.student.status == "ok" else None
+        return self.student.label if policy.usable(self.student) else None
 
     @property
     def suggestion(self) -> tuple[str | None, str | None, float | None]:
-        """(label, source, confidence) that Accept takes: the LLM's, else the student's."""
-        if self.llm_label is not None:
-            return self.llm_label, self.llm.source, self.llm.confidence
-        if self.student_label is not None:
-            return self.student_label, policy.STUDENT, self.student.confidence
-        return None, None, None
+        """(label, source, confidence) that Accept takes (labelloop.labels.accept_takes)."""
+        held = {lab.source: lab for lab in (self.llm, self.student) if lab is not None}
+        taken = policy.accept_takes(held)
+        return (taken.label, taken.source, taken.confidence) if taken is not None else (None, None, None)
+
+    @property
+    def suggested_by_student(self) -> bool:
+        """True when Accept would take the student's prediction (no LLM label holds a class)."""
+        return self.suggestion[1] == policy.STUDENT
+
+    @property
+    def accept_verb(self) -> str:
+        """The Accept button's words: it names the student when Accept takes the student's prediction."""
+        return "Accept student:" if self.suggested_by_student else "Accept"
+
+    @property
+    def human_from_student(self) -> bool:
+        """True when the person's label is the student's prediction, accepted as shown."""
+        return policy.began_as_student(self.human)
 
     # Multi-label projects (classification.multi_label) store each label as a JSON set; these read them.
 
@@ -60,7 +92,7 @@ class Record:
     @property
     def human_set(self) -> list[str] | None:
         """The person's label set, or None when pending or discarded."""
-        return policy.decode_set(self.human.label) if self.state == "submitted" else None
+        return policy.decode_set(self.human.label) if self.submitted else None
 
     @property
     def suggestion_set(self) -> list[str] | None:
@@ -87,9 +119,10 @@ class Record:
             "suggestion": sug,
             "suggestion_source": sug_source,
             "suggestion_confidence": sug_conf,
+            "human_from_student": self.human_from_student,
             "llm": _label_dict(self.llm),
-            "student": _label_dict(self.student),
-            "human": _label_dict(self.human),
+            policy.STUDENT: _label_dict(self.student),
+            policy.HUMAN: _label_dict(self.human),
         }
 
 
@@ -199,8 +232,7 @@ def progress_summary(total: int, reviewed: list, compared: int, agreed: int, per
     return {
         "total": total,
         "reviewed": len(reviewed),
-        "submitted": sum(r.state == "submitted" for r in reviewed),
-        "discarded": sum(r.state == "discarded" for r in reviewed),
+        **{state: sum(r.state == state for r in reviewed) for state in (SUBMITTED, DISCARDED)},
         "compared": compared,
         "agreed": agreed,
         "agreement": agreed / compared if compared else None,

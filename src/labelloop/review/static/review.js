@@ -101,7 +101,7 @@
     const chosen = selection(el);
     const suggestion = decodeSet(el.dataset.suggestion);
     const canSave = suggestion !== null || el.dataset.dirty === "1" || el.dataset.state === "submitted";
-    const verb = suggestion !== null && sameSet(chosen, suggestion) ? "Accept" : "Save";
+    const verb = suggestion !== null && sameSet(chosen, suggestion) ? (el.dataset.acceptVerb || "Accept") : "Save";
     const key = document.createElement("kbd");
     key.textContent = "↵";
     button.disabled = !canSave;
