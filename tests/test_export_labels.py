@@ -9,6 +9,7 @@ import pytest
 
 from labelloop.errors import LabelloopError
 from labelloop.project.export_labels import COLUMNS, export_labels
+from labelloop.review.actions import apply
 from labelloop.store import NewChunk
 from tests.helpers.review_project import XSS_TEXT, make_project
 
@@ -84,3 +85,17 @@ def test_bad_format_or_folder_is_reported(project, tmp_path):
         export_labels(project.store, tmp_path / "x.xml", "xml")
     with pytest.raises(LabelloopError, match="is a folder"):
         export_labels(project.store, tmp_path, "csv")
+
+
+def test_a_label_accepted_from_the_student_says_so(project, tmp_path):
+    """No LLM label held a class, so Accept took the student's prediction: a person's label that began as the student's."""
+    cid = min(project.unlabeled - {project.corrected, project.discarded})
+    apply(project.store, cid, "accept", reviewer="ana")
+    export_labels(project.store, tmp_path / "l.jsonl", "jsonl")
+    rows = {r["chunk_id"]: r for r in map(json.loads, (tmp_path / "l.jsonl").read_text(encoding="utf-8").splitlines())}
+    student = project.store.labels_by_chunk("student")[cid]
+    got = rows[cid]
+    assert (got["label"], got["label_source"], got["status"], got["human_from_student"]) == \
+        (student.label, "human", "ok", True)
+    assert rows[project.corrected]["human_from_student"] is False
+    assert rows[project.odd_id]["human_from_student"] is None

@@ -17,7 +17,7 @@ COLUMNS = [
     "label", "label_source", "status", "confidence",
     "llm_small_label", "llm_small_confidence", "llm_small_status",
     "llm_large_label", "llm_large_confidence", "llm_large_status",
-    "human_label", "human_status",
+    "human_label", "human_status", "human_from_student",
     "student_label", "student_confidence",
 ]
 
@@ -36,44 +36,29 @@ def is_multi_label(store: Store) -> bool:
 
 def export_rows(store: Store) -> list[dict]:
     """One dict per chunk (in chunk order) with the columns of columns(multi_label)."""
-    by_source, final = _labels(store)
-    rows = [_row(chunk, by_source, final) for chunk in store.chunks()]
+    held = store.labels_of_chunks()
+    rows = [_row(chunk, held.get(chunk.id, {})) for chunk in store.chunks()]
     return [_as_sets(row) for row in rows] if is_multi_label(store) else rows
 
 
-def _labels(store: Store):
-    by_source: dict[str, dict[int, Label]] = {}
-    for lab in store.labels():
-        by_source.setdefault(lab.source, {})[lab.chunk_id] = lab
-    return by_source, store.final_labels()
-
-
-def _row(chunk, by_source: dict, final: dict) -> dict:
-    """One chunk's export row (label columns as stored)."""
-    cid = chunk.id
-    human = by_source.get(policy.HUMAN, {}).get(cid)
-    large = by_source.get(policy.LARGE, {}).get(cid)
-    small = by_source.get(policy.SMALL, {}).get(cid)
-    student = by_source.get(policy.STUDENT, {}).get(cid)
-    chosen = final.get(cid)
-    if chosen is not None:
-        status = "ok"
-    elif human is not None:  # a person discarded it: it has no label, on purpose
-        chosen, status = human, "discarded"
-    elif large is not None or small is not None:
-        status = "unlabeled"
-    else:
-        status = "none"
+def _row(chunk, labels: dict[str, Label]) -> dict:
+    """One chunk's export row (label columns as stored); its status and label are labelloop.labels'."""
+    human, student = labels.get(policy.HUMAN), labels.get(policy.STUDENT)
+    chosen = policy.final(labels)
+    status = policy.status_of(labels)
     return {
-        "chunk_id": cid, "text": chunk.text, "source": chunk.source, "position": chunk.position,
+        "chunk_id": chunk.id, "text": chunk.text, "source": chunk.source, "position": chunk.position,
         "split": chunk.split,
-        "label": chosen.label if chosen is not None and status == "ok" else None,
-        "label_source": chosen.source if chosen is not None else None,
+        "label": chosen.label if chosen is not None else None,
+        # a discard has no label, on purpose: a person's decision
+        "label_source": chosen.source if chosen is not None else (policy.HUMAN if policy.is_discard(human) else None),
         "status": status,
-        "confidence": chosen.confidence if chosen is not None and status == "ok" else None,
-        **_source_columns("llm_small", small), **_source_columns("llm_large", large),
+        "confidence": chosen.confidence if chosen is not None else None,
+        **_source_columns("llm_small", labels.get(policy.SMALL)),
+        **_source_columns("llm_large", labels.get(policy.LARGE)),
         "human_label": human.label if human is not None else None,
         "human_status": human.status if human is not None else None,
+        "human_from_student": policy.began_as_student(human) if human is not None else None,
         "student_label": student.label if student is not None else None,
         "student_confidence": student.confidence if student is not None else None,
     }
