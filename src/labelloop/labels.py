@@ -38,6 +38,7 @@ LLM_SOURCES = (SMALL, LARGE)
 ROLE_SOURCE = {"small": SMALL, "large": LARGE}
 SOURCE_ROLE = {v: k for k, v in ROLE_SOURCE.items()}
 PRECEDENCE = (HUMAN, LARGE, SMALL)  # the sources whose labels can count, strongest first
+TEST_PRECEDENCE = (HUMAN, LARGE)  # on a test chunk: a person's label, else the teacher's
 
 OK = "ok"
 UNLABELED = "unlabeled"
@@ -100,9 +101,14 @@ def final(labels: dict[str, LabelLike]) -> LabelLike | None:
     return llm_label(labels)
 
 
+def on_test_set(labels: dict[str, LabelLike]) -> dict[str, LabelLike]:
+    """The labels of a test chunk that can count there (TEST_PRECEDENCE)."""
+    return {s: lab for s, lab in labels.items() if s in TEST_PRECEDENCE}
+
+
 def teacher_truth(labels: dict[str, LabelLike]) -> LabelLike | None:
     """What a test chunk is scored against: a person's label, else the large model's; None leaves it out."""
-    return final({s: lab for s, lab in labels.items() if s in (HUMAN, LARGE)})
+    return final(on_test_set(labels))
 
 
 def gold(labels: dict[str, LabelLike]) -> LabelLike | None:

@@ -43,7 +43,7 @@ def _write_truth(config: Config, store: Store, out) -> None:
     held = store.labels_of_chunks([c.id for c in test]) if test else {}
     rows = []
     for c in test:
-        labels = {s: lab for s, lab in held.get(c.id, {}).items() if s in (policy.HUMAN, policy.LARGE)}
+        labels = policy.on_test_set(held.get(c.id, {}))
         truth, large = policy.teacher_truth(labels), labels.get(policy.LARGE)
         rows.append({
             "chunk_id": c.id,
