@@ -10,7 +10,7 @@ import pytest
 
 from labelloop.config import parse_config
 from labelloop.errors import IngestError
-from labelloop.ingest import pipeline, readers
+from labelloop.ingest import pipeline, textfiles
 from labelloop.ingest.chunking import backend_of, load_tokenizer
 from labelloop.ingest.pipeline import file_sha256, ingest
 from labelloop.store import Store
@@ -120,6 +120,61 @@ def test_rerun_adds_nothing_and_new_or_changed_files_are_ingested(project):
     assert {c.source for c in store.chunks()} == {"a.txt", "later.txt"}
 
 
+def test_reingested_changed_file_leaves_no_stale_chunk_and_keeps_unchanged_labels(project):
+    cfg, store, inp = project
+    rows = lambda *texts: "".join(json.dumps({"text": t}) + "\n" for t in texts)  # noqa: E731
+    (inp / "a.jsonl").write_text(rows("Alpha shares rose.", "Beta match was drawn.", "Gamma oil prices fell."))
+    (inp / "b.txt").write_text("Gamma oil prices fell.")  # b also holds one of a's chunks
+    ingest(cfg, store, progress=False)
+    ids = {c.text: c.id for c in store.chunks()}
+    store.set_label(ids["Alpha shares rose."], "human", "business")
+    store.set_label(ids["Beta match was drawn."], "llm-large", "sport")
+    store.set_label(ids["Beta match was drawn."], "human", "sport")
+    store.record_review(ids["Beta match was drawn."], "accept", "sport", "ok")
+
+    (inp / "a.jsonl").write_text(rows("Alpha shares rose.", "Delta the striker scored."))
+    report = ingest(cfg, store, progress=False)
+
+    chunks = {c.text: c for c in store.chunks()}
+    assert set(chunks) == {"Alpha shares rose.", "Gamma oil prices fell.", "Delta the striker scored."}
+    assert chunks["Alpha shares rose."].id == ids["Alpha shares rose."]
+    assert store.labels_by_chunk("human")[ids["Alpha shares rose."]].label == "business"
+    assert ids["Beta match was drawn."] not in store.labels_of_chunks()
+    assert all(r.chunk_id != ids["Beta match was drawn."] for r in store.reviews())
+    assert chunks["Gamma oil prices fell."].count == 1  # only b holds it now
+    assert (report.new_chunks, report.unchanged_chunks, report.dropped_chunks) == (1, 1, 1)
+    note = "dropped 1 chunk(s) it no longer contains (1 labeled, 1 reviewed by a person)"
+    assert [p.path for p in report.warnings if note in p.message] == ["a.jsonl"]
+    assert note in str(report.render()) and "1 stale chunk(s) dropped" in report.summary()
+    assert [p["path"] for p in store.ingest_problems() if note in p["message"]] == ["a.jsonl"]
+
+    (inp / "b.txt").write_text("")  # emptied: its last chunk goes too
+    report = ingest(cfg, store, progress=False)
+    assert report.dropped_chunks == 1
+    assert {c.text for c in store.chunks()} == {"Alpha shares rose.", "Delta the striker scored."}
+
+
+def test_changed_big_file_keeps_chunks_from_every_part(tmp_path, monkeypatch):
+    block = 2048
+    monkeypatch.setattr(textfiles, "BLOCK_CHARS", block)
+    monkeypatch.setattr(pipeline, "BATCH_CHARS", block)
+    cfg = make_config(tmp_path, chunk_size=32)
+    path = cfg.path.input_dir / "big.txt"
+    paragraphs = [f"Paragraph {i} says the index moved {i % 7} points on day {i}." for i in range(400)]
+    path.write_text("\n\n".join(paragraphs))
+    store = Store(cfg.db_path)
+    first = ingest(cfg, store, progress=False)
+    before = {c.text: c.id for c in store.chunks()}
+    path.write_text("\n\n".join(p for i, p in enumerate(paragraphs) if i % 10))  # every tenth removed
+    report = ingest(cfg, store, progress=False)
+    after = {c.text: c.id for c in store.chunks()}
+    assert first.documents > 5  # read in many parts
+    assert report.dropped_chunks > 0 and report.new_chunks + report.unchanged_chunks == len(after)
+    assert not any(f"Paragraph {i} says" in text for text in after for i in range(0, 400, 10))
+    kept = set(before) & set(after)
+    assert len(kept) == report.unchanged_chunks and all(before[t] == after[t] for t in kept)
+
+
 def test_text_column_from_config_and_argument(tmp_path):
     cfg = make_config(tmp_path, text_column="body")
     (cfg.path.input_dir / "t.csv").write_text("id,body\n1,First body.\n2,Second body.\n")
@@ -161,7 +216,7 @@ def test_progress_bar_runs(project, capsys):
 def test_big_file_streams_through_pipeline_and_is_recorded_once(tmp_path, monkeypatch):
     # Small blocks make a 3.6 MB file behave like a 100+ MB file does with the 1 MB defaults.
     block = 32 * 1024
-    monkeypatch.setattr(readers, "BLOCK_CHARS", block)
+    monkeypatch.setattr(textfiles, "BLOCK_CHARS", block)
     monkeypatch.setattr(pipeline, "BATCH_CHARS", block)
     cfg = make_config(tmp_path, chunk_size=128)
     path = cfg.path.input_dir / "big.txt"

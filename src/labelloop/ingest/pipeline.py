@@ -9,6 +9,7 @@ re-run adds nothing and a killed run re-reads the file (its chunks then dedupe).
 from __future__ import annotations
 
 import os
+import uuid
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from labelloop.files import sha256_file
 from labelloop.errors import IngestError
 from labelloop.ingest.chunking import chunker_for
 from labelloop.ingest.readers import Document, Problem, iter_files, read_file, supported_list
-from labelloop.store import NewChunk, Store, text_hash
+from labelloop.store import Dropped, NewChunk, Store, text_hash
 
 INCOMPLETE = "incomplete:"  # sha256 prefix of a document whose parts are still being written
 BATCH_CHARS = 1 << 20
@@ -40,6 +41,8 @@ class IngestReport:
     new_chunks: int = 0
     duplicate_chunks: int = 0
     skipped_already_ingested: int = 0
+    unchanged_chunks: int = 0
+    dropped_chunks: int = 0
     problems: list[Problem] = field(default_factory=list)
     extensions: Counter = field(default_factory=Counter)
 
@@ -52,10 +55,14 @@ class IngestReport:
         return [p for p in self.problems if p.severity == "warning"]
 
     def summary(self) -> str:
+        changed = ""
+        if self.unchanged_chunks or self.dropped_chunks:
+            changed = (f", {self.unchanged_chunks} unchanged chunk(s) of changed file(s) kept, "
+                       f"{self.dropped_chunks} stale chunk(s) dropped")
         return (
             f"Ingested {self.files_ingested} of {self.files_seen} file(s) from {self.input_dir} "
             f"({self.documents} document(s)): {self.new_chunks} new chunk(s), "
-            f"{self.duplicate_chunks} duplicate chunk(s); {self.skipped_already_ingested} file(s) "
+            f"{self.duplicate_chunks} duplicate chunk(s){changed}; {self.skipped_already_ingested} file(s) "
             f"already ingested, skipped; {len(self.errors)} error(s), {len(self.warnings)} warning(s)."
         )
 
@@ -75,6 +82,7 @@ class _FileState:
     source: str
     sha256: str
     size: int
+    ingest_pass: str = field(default_factory=lambda: uuid.uuid4().hex)  # this reading of the file
     done: bool = False
     written: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -197,19 +205,32 @@ class _Run:
             if state.done:
                 self.finish(state, chunks)
             elif chunks:
-                self.write(state, chunks, INCOMPLETE + state.sha256, "incomplete", "still being ingested")
+                self.write(state, chunks, INCOMPLETE + state.sha256, "incomplete", "still being ingested",
+                           last_part=False)
         self.pending, self.pending_chars, self.finished = [], 0, []
 
-    def write(self, state: _FileState, chunks: list[NewChunk], sha: str, status: str, message: str | None) -> None:
-        new, dup = self.store.add_document(state.source, sha, state.size, chunks, status=status, message=message)
+    def write(self, state: _FileState, chunks: list[NewChunk], sha: str, status: str, message: str | None,
+              last_part: bool = True) -> None:
+        added = self.store.add_document(state.source, sha, state.size, chunks, status=status, message=message,
+                                        ingest_pass=state.ingest_pass, last_part=last_part)
         state.written += len(chunks)
-        self.report.new_chunks += new
-        self.report.duplicate_chunks += dup
+        self.report.new_chunks += added.new
+        self.report.duplicate_chunks += added.duplicate
+        self.report.unchanged_chunks += added.unchanged
+        self.dropped(state, added.dropped)
+
+    def dropped(self, state: _FileState, dropped: Dropped) -> None:
+        """Count and report the stale chunks a changed file's re-ingest deleted."""
+        self.report.dropped_chunks += dropped.chunks
+        if dropped.chunks:
+            self.problem(Problem(state.source, "warning", f"changed since the last ingest (now sha256 "
+                                                          f"{state.sha256[:12]}): {dropped}"), state)
 
     def finish(self, state: _FileState, chunks: list[NewChunk]) -> None:
         if state.written + len(chunks) == 0:
             if not state.problems:
                 self.problem(Problem(state.source, "warning", "no text found, nothing ingested"), state)
+            self.dropped(state, self.store.retire_file(state.source, state.ingest_pass))
             return
         status, message = "ok", None
         if state.problems:

@@ -2,7 +2,9 @@
 
 from labelloop.store.db import Store
 from labelloop.store.records import (
+    Added,
     Chunk,
+    Dropped,
     Iteration,
     Label,
     LLMCall,
@@ -13,5 +15,5 @@ from labelloop.store.records import (
 )
 
 __all__ = [
-    "Chunk", "Iteration", "Label", "LLMCall", "NewChunk", "Review", "Rules", "Store", "text_hash",
+    "Added", "Chunk", "Dropped", "Iteration", "Label", "LLMCall", "NewChunk", "Review", "Rules", "Store", "text_hash",
 ]

@@ -1,6 +1,6 @@
 """The call log: every LLM request and response, the cache that makes a re-run repeat no paid call.
 
-A part of `Store` (labelloop.store.db), kept in its own module; it writes only through `Store.write()`.
+A part of `Store` (labelloop.store.db), kept in its own module; it writes only through `Store.write(op)`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class CallLogTable:
         attempts: int = 1,
         faults: dict | None = None,
     ) -> int:
-        with self.write() as conn:
+        def op(conn: sqlite3.Connection):
             cur = conn.execute(
                 "INSERT INTO llm_calls(key, purpose, backend, model, request, response, status, error, "
                 "prompt_tokens, completion_tokens, cost, latency_s, attempts, faults) "
@@ -48,6 +48,7 @@ class CallLogTable:
                  prompt_tokens, completion_tokens, cost, latency_s, attempts, to_json(faults or {})),
             )
             return cur.lastrowid
+        return self.write(op)
 
     def _call(self, r: sqlite3.Row) -> LLMCall:
         return LLMCall(
@@ -81,9 +82,10 @@ class CallLogTable:
         return stats
 
     def count_cache_hit(self, n: int = 1) -> None:
-        with self.write() as conn:
+        def op(conn: sqlite3.Connection):
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('cache_hits', ?) ON CONFLICT(key) "
                 "DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
                 (str(n),),
             )
+        return self.write(op)

@@ -139,6 +139,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX labels_chunk ON labels(chunk_id);
         """,
     ),
+    (
+        3,
+        "chunk_files: which file holds each chunk how often, so a changed file's stale chunks can go",
+        """
+        CREATE TABLE chunk_files (
+            file TEXT NOT NULL,
+            chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+            n INTEGER NOT NULL,
+            pass TEXT NOT NULL,
+            PRIMARY KEY (file, chunk_id)
+        );
+        CREATE INDEX chunk_files_chunk ON chunk_files(chunk_id);
+        INSERT OR IGNORE INTO chunk_files(file, chunk_id, n, pass)
+            SELECT d.source, c.id, 1, d.sha256 FROM chunks c JOIN documents d
+            ON c.source = d.source OR substr(c.source, 1, length(d.source) + 1) = d.source || '#'
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

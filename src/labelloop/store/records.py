@@ -104,6 +104,29 @@ class Review:
     created_at: str
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """Chunks a changed file no longer holds (and no other file does), deleted with their labels."""
+
+    chunks: int = 0
+    labeled: int = 0  # had a label that can count (a person's or an LLM's)
+    reviewed: int = 0  # a person had labeled or discarded them
+
+    def __str__(self) -> str:
+        return (f"dropped {self.chunks} chunk(s) it no longer contains ({self.labeled} labeled, "
+                f"{self.reviewed} reviewed by a person)")
+
+
+@dataclass(frozen=True)
+class Added:
+    """What recording one part of a file did to the chunks table."""
+
+    new: int
+    duplicate: int  # already held by another file, or twice in this one
+    unchanged: int = 0  # held by an earlier reading of this same file: keeps its id and labels
+    dropped: Dropped = field(default_factory=Dropped)
+
+
 @dataclass
 class NewChunk:
     """A chunk as ingestion produces it, before it has an id."""
