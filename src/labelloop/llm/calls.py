@@ -1,7 +1,9 @@
 """The call log is the cache: every LLM call is written to the store before its result is used.
 
 The key is sha256(backend identity + canonical JSON of the request inputs); a key that
-is already logged as 'ok' is answered from the log with zero network.
+is already logged as 'ok' is answered from the log with zero network. Writes go to the
+store's writer thread and are awaited (reads stay direct), so the event loop never waits
+on SQLite while a result is committed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from labelloop.errors import LabelloopError, LLMError
+from labelloop.errors import LabelloopError
 from labelloop.llm.base import Backend, Classification, Generation, LabelTask
 from labelloop.store import Store
 
@@ -110,7 +112,7 @@ class CallLog:
         logged = self.store.cached_call(key)
         if logged is not None and isinstance(logged.response, dict) and "raw" in logged.response:
             self.hits += 1
-            self.store.count_cache_hit()
+            await self.store.write_async(self.store.count_cache_hit)
             r = logged.response
             return Classification(
                 label=r.get("label"), probs=r.get("probs"), raw=r.get("raw") or "",
@@ -128,7 +130,7 @@ class CallLog:
         # The backend may have found, on this very call, that its server takes another request shape:
         # log the answer under the key of the shape it was asked in, the key a resumed run looks up.
         key, inputs = self.classify_key(backend, task)
-        result.call_id = self._log(backend, key, purpose, inputs, result, response, start)
+        result.call_id = await self._log(backend, key, purpose, inputs, result, response, start)
         return result
 
     async def _generate(self, backend: Backend, messages: list[dict], purpose: str, key: str, inputs: dict,
@@ -136,7 +138,7 @@ class CallLog:
         logged = self.store.cached_call(key)
         if logged is not None and isinstance(logged.response, dict) and "text" in logged.response:
             self.hits += 1
-            self.store.count_cache_hit()
+            await self.store.write_async(self.store.count_cache_hit)
             return Generation(
                 text=logged.response["text"], request=(logged.request or {}).get("sent", {}),
                 response=logged.response.get("server"), prompt_tokens=logged.prompt_tokens,
@@ -148,32 +150,31 @@ class CallLog:
         result = await self._guard(backend, key, purpose, inputs, start,
                                    backend.generate(messages, max_tokens=max_tokens, temperature=temperature))
         response = {"text": result.text, "server": result.response}
-        result.call_id = self._log(backend, key, purpose, inputs, result, response, start, writer=True)
+        result.call_id = await self._log(backend, key, purpose, inputs, result, response, start, writer=True)
         return result
 
     async def _guard(self, backend: Backend, key: str, purpose: str, inputs: dict, start: float, coro):
-        """Await a backend call; log a failure with status 'error' and raise it as LLMError."""
+        """Await a backend call; log a failure the backend reported (a LabelloopError) with status 'error'.
+
+        Anything else is a bug in labelloop or a library, not a failed call: it propagates as it is.
+        """
         try:
             return await coro
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, LabelloopError) else (
-                f"{backend.identity}: unexpected {type(exc).__name__}: {exc}")
-            self.store.log_call(
-                key, backend.identity, jsonable({"inputs": inputs}), None, status="error", model=backend.model,
-                purpose=purpose, error=message, latency_s=time.perf_counter() - start,
+        except LabelloopError as exc:
+            await self.store.write_async(
+                self.store.log_call, key, backend.identity, jsonable({"inputs": inputs}), None, status="error",
+                model=backend.model, purpose=purpose, error=str(exc), latency_s=time.perf_counter() - start,
                 attempts=getattr(exc, "attempts", 1), faults=jsonable(getattr(exc, "faults", None)),
             )
-            if isinstance(exc, LLMError):
-                raise
-            raise LLMError(message) from exc
+            raise
 
-    def _log(self, backend: Backend, key: str, purpose: str, inputs: dict,
-             result: Classification | Generation, response: dict, start: float, writer: bool = False) -> int:
+    async def _log(self, backend: Backend, key: str, purpose: str, inputs: dict,
+                   result: Classification | Generation, response: dict, start: float, writer: bool = False) -> int:
         identity = getattr(backend, "generate_identity", backend.identity) if writer else backend.identity
         model = getattr(backend, "generate_model", backend.model) if writer else backend.model
-        return self.store.log_call(
-            key, identity, jsonable({"inputs": inputs, "sent": result.request}), jsonable(response), status="ok",
-            model=model, purpose=purpose, prompt_tokens=result.prompt_tokens,
+        return await self.store.write_async(
+            self.store.log_call, key, identity, jsonable({"inputs": inputs, "sent": result.request}),
+            jsonable(response), status="ok", model=model, purpose=purpose, prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             cost=call_cost(backend, result.prompt_tokens, result.completion_tokens),
             latency_s=time.perf_counter() - start, attempts=result.attempts, faults=result.faults,

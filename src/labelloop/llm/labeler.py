@@ -109,7 +109,7 @@ async def label_chunks(
     gate = asyncio.Semaphore(max(1, concurrency_limit))
     rules_version = rules.version if rules else None
 
-    def save(chunk: Chunk, result: Classification | None, error: str | None) -> None:
+    async def save(chunk: Chunk, result: Classification | None, error: str | None) -> None:
         if result is not None:
             faults.update(result.faults or {})
             if result.cached:
@@ -125,14 +125,15 @@ async def label_chunks(
             by_class.update(counted_classes(result.label, multi_label))
             probs = {str(k): float(v) for k, v in result.probs.items()} if result.probs else None
             confidence = None if result.confidence is None else float(result.confidence)
-            store.set_label(chunk.id, source, result.label, confidence=confidence, status="ok",
-                            iteration=iteration, rules_version=rules_version, call_id=result.call_id,
-                            raw=result.raw, reason=result.reason, probs=probs)
+            await store.write_async(store.set_label, chunk.id, source, result.label, confidence=confidence,
+                                    status="ok", iteration=iteration, rules_version=rules_version,
+                                    call_id=result.call_id, raw=result.raw, reason=result.reason, probs=probs)
         else:
             summary.unlabeled += 1
-            store.set_label(chunk.id, source, None, status="unlabeled", iteration=iteration,
-                            rules_version=rules_version, call_id=result.call_id if result else None,
-                            raw=result.raw if result else None, reason=error or (result.reason if result else None))
+            await store.write_async(store.set_label, chunk.id, source, None, status="unlabeled", iteration=iteration,
+                                    rules_version=rules_version, call_id=result.call_id if result else None,
+                                    raw=result.raw if result else None,
+                                    reason=error or (result.reason if result else None))
 
     async def one(chunk: Chunk) -> None:
         async with gate:
@@ -141,9 +142,9 @@ async def label_chunks(
             try:
                 result = await log.classify(backend, task, purpose=f"label:{source}")
             except RequestRejectedError as exc:
-                save(chunk, None, f"the LLM server refused this chunk: {exc}")
+                await save(chunk, None, f"the LLM server refused this chunk: {exc}")
                 return
-        save(chunk, result, None)
+        await save(chunk, result, None)
 
     columns = [TextColumn(f"labeling ({source})"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
                TextColumn("ETA"), TimeRemainingColumn()]
