@@ -5,20 +5,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from labelloop.ingest.readers import (
-    BLOCK_CHARS,
-    Document,
-    Problem,
-    _paragraph_blocks,
-    iter_documents,
-    iter_files,
-    read_file,
-)
+from labelloop.ingest import office, records, textfiles
+from labelloop.ingest.readers import Document, Problem, iter_documents, iter_files, read_file
+from labelloop.ingest.textfiles import BLOCK_CHARS, _paragraph_blocks
 
 from tests.helpers.documents import make_docx, make_pdf
 
@@ -315,3 +311,158 @@ def test_big_text_file_streams_in_parts(tmp_path):
     assert chars == size  # ASCII: one char per byte, nothing lost
     assert parts >= size // BLOCK_CHARS - 1
     assert peak < 12 * BLOCK_CHARS, f"peak {peak / 1e6:.1f} MB while streaming a {size / 1e6:.0f} MB file"
+
+
+# ---------------------------------------------------------------- a bad file is a problem; a bug is a bug
+
+
+def good_files(tmp_path: Path) -> dict[str, Path]:
+    """One readable file of each supported type."""
+    (tmp_path / "a.txt").write_text("Some plain text.")
+    (tmp_path / "b.md").write_text("# Title\n\nSome markdown.")
+    (tmp_path / "c.jsonl").write_text(json.dumps({"text": "a row"}) + "\n")
+    (tmp_path / "d.csv").write_text("text\na row\n")
+    make_pdf(tmp_path / "e.pdf", ["A page of text."])
+    make_docx(tmp_path / "f.docx", ["A paragraph."])
+    return {p.suffix: p for p in sorted(tmp_path.iterdir())}
+
+
+READER_MODULES = {".txt": textfiles, ".md": textfiles, ".jsonl": records, ".csv": records,
+                  ".pdf": office, ".docx": office}
+
+
+@pytest.mark.parametrize("error", [TypeError, AttributeError, KeyError, ValueError])
+@pytest.mark.parametrize("suffix", list(READER_MODULES))
+def test_a_bug_in_labelloop_code_surfaces_as_itself(tmp_path, monkeypatch, suffix, error):
+    # The error types the libraries raise on bad files, raised by labelloop's own code instead:
+    # they must not be reported as a problem with the file.
+    path = good_files(tmp_path)[suffix]
+
+    def bug(*args, **kwargs):
+        raise error("a bug in labelloop")
+
+    monkeypatch.setattr(READER_MODULES[suffix], "Document", bug)
+    with pytest.raises(error, match="a bug in labelloop"):
+        read(path)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".csv"])
+def test_a_bug_in_decoding_surfaces_as_itself(tmp_path, monkeypatch, suffix):
+    path = good_files(tmp_path)[suffix]
+
+    def bug(*args, **kwargs):
+        raise TypeError("a bug in labelloop")
+
+    monkeypatch.setattr(textfiles, "_looks_binary", bug)
+    with pytest.raises(TypeError, match="a bug in labelloop"):
+        read(path)
+
+
+def test_pypdf_failing_on_a_page_is_a_page_problem(tmp_path, monkeypatch):
+    # pypdf raises builtins such as TypeError on malformed pages (no stable real file provokes it).
+    from pypdf import PageObject
+
+    path = make_pdf(tmp_path / "odd.pdf", ["First page.", "Second page."])
+    calls = iter([TypeError("unsupported operand type(s)"), None])
+
+    def extract_text(self, *args, **kwargs):
+        error = next(calls)
+        if error:
+            raise error
+        return "Second page."
+
+    monkeypatch.setattr(PageObject, "extract_text", extract_text)
+    docs, problems = read(path)
+    assert [d.text for d in docs] == ["Second page."]
+    assert [(p.path, p.severity) for p in problems] == [("odd.pdf#page1", "error")]
+    assert "TypeError" in problems[0].message and "page skipped" in problems[0].message
+
+
+def test_password_protected_pdf_says_so(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    plain = make_pdf(tmp_path / "plain.pdf", ["Secret plans."])
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt("secret", algorithm="RC4-128")
+    path = tmp_path / "locked.pdf"
+    with open(path, "wb") as f:
+        writer.write(f)
+    docs, problems = read(path)
+    assert docs == [] and len(problems) == 1
+    assert problems[0].severity == "error" and "password" in problems[0].message
+
+
+def test_bytes_the_encoding_cannot_decode_are_a_file_problem(tmp_path):
+    path = tmp_path / "cut.txt"
+    path.write_bytes(FRENCH.encode("utf-16") + b"\x41")  # a BOM, then an odd trailing byte
+    docs, problems = read(path)
+    assert docs == []
+    assert [p.severity for p in problems] == ["warning", "error"]  # decoded as utf-16; then it fails
+    assert "cannot decode as utf-16" in problems[1].message and "re-save it as UTF-8" in problems[1].message
+
+
+def test_hostile_jsonl_lines_are_row_problems_and_the_other_rows_are_read(tmp_path):
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("\n".join([
+        json.dumps({"text": "before"}),
+        "[" * 100_000 + "]" * 100_000,  # nested past the recursion limit
+        '{"text": "big", "n": ' + "9" * 5000 + "}",  # past the integer string conversion limit
+        json.dumps({"text": "after"}),
+    ]) + "\n", encoding="utf-8")
+    docs, problems = read(path)
+    assert [d.text for d in docs] == ["before", "after"]
+    assert [(p.path, p.severity) for p in problems] == [("hostile.jsonl:2", "error"), ("hostile.jsonl:3", "error")]
+    assert "nested too deeply" in problems[0].message and "not valid JSON" in problems[1].message
+
+
+def _mutants(data: bytes, rng: random.Random, n: int) -> list[bytes]:
+    """Truncated, overwritten, cut and spliced copies of data: what a bad disk or download leaves."""
+    out = []
+    for _ in range(n):
+        b = bytearray(data)
+        i = rng.randrange(len(b))
+        kind = rng.randrange(4)
+        if kind == 0:
+            b = b[:i]
+        elif kind == 1:
+            for _ in range(rng.randint(1, 30)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        elif kind == 2:
+            del b[i:i + rng.randint(1, 200)]
+        else:
+            b[i:i] = bytes(rng.randrange(256) for _ in range(50))
+        out.append(bytes(b))
+    return out
+
+
+def _docx_with_a_broken_part(data: bytes, rng: random.Random) -> bytes:
+    """A well-formed zip whose one part (XML or relationships) is missing, cut or corrupted."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    victim = rng.choice(src.namelist())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in src.namelist():
+            part = src.read(name)
+            if name == victim:
+                if rng.random() < 0.3:
+                    continue
+                part = _mutants(part, rng, 1)[0]
+            out.writestr(name, part)
+    return buf.getvalue()
+
+
+def test_corrupt_pdf_and_docx_files_are_reported_never_raised(tmp_path):
+    # Seeded corruption of real files: whatever pypdf and python-docx raise on them is a file problem.
+    rng = random.Random(24)
+    pdf = make_pdf(tmp_path / "good.pdf", ["Quarterly revenue rose sharply. " * 20, "Costs fell. " * 20]).read_bytes()
+    docx_ = make_docx(tmp_path / "good.docx", ["Dear team,", "The launch moves to May."], [["Owner", "Date"]]).read_bytes()
+    variants = [("pdf", b) for b in _mutants(pdf, rng, 40)] + [("docx", b) for b in _mutants(docx_, rng, 20)]
+    variants += [("docx", _docx_with_a_broken_part(docx_, rng)) for _ in range(30)]
+    reported = 0
+    for i, (kind, data) in enumerate(variants):
+        path = tmp_path / f"v{i}.{kind}"
+        path.write_bytes(data)
+        docs, problems = read(path)  # raises if a library error escaped
+        assert docs or problems, path.name
+        reported += any(p.severity == "error" for p in problems)
+    assert reported >= len(variants) // 3  # most of them really are broken
