@@ -1,24 +1,19 @@
-"""config.yaml: strict pydantic models, Augmentoolkit's keys accepted unchanged.
+"""The settings of config.yaml as strict pydantic models: every key, its type, bounds and default.
 
-Augmentoolkit's classifier config (`pipeline`, `api`, `classification`, `path`,
-`system`, `training`, `meta_datagen`) loads as is. labelloop's own optional
-sections (`small_model`, `large_model`, `student`, `balancing`, `sampling`,
-`stopping`, `review`, `ingest`) refine it. `resolve_llm` is the one place that maps
-Augmentoolkit's `api.*` keys onto labelloop's LLM sections.
+The sections Augmentoolkit's classifier config has (`api`, `classification`, `path`,
+`system`, `training`, `meta_datagen`) take its value shapes too: a key left empty keeps its
+default, and `classes` may be written as a string. labelloop's own optional sections
+(`small_model`, `large_model`, `student`, `balancing`, `sampling`, `stopping`, `review`,
+`ingest`) refine them.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
-import difflib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from labelloop.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LLMMode = Literal["api", "local", "embedded"]
 # The one list of each choice; the packages read them with typing.get_args.
@@ -29,10 +24,9 @@ SamplingStrategy = Literal["sequential", "random", "uncertainty", "diverse-uncer
 TruncationType = Literal["head", "head-tail"]
 
 
-PLACEHOLDER = "!!PLACEHOLDER!!"
-
-
 class Strict(BaseModel):
+    """A section that rejects unknown keys and checks values on assignment too."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -202,6 +196,10 @@ class LLMSection(Strict):
     doc_tokens: int | None = Field(
         256, gt=0, description="Embedded: the document is cut to this many model tokens (about what the student sees)."
     )
+    doc_chars: int = Field(
+        6000, gt=0, description="The document and each few-shot example are cut to this many characters before the "
+        "prompt is built (api and embedded; embedded then also cuts to doc_tokens).",
+    )
 
 
 class StudentSection(Strict):
@@ -334,186 +332,3 @@ class Config(Strict):
     @property
     def db_path(self) -> Path:
         return self.path.output_dir / "labelloop.db"
-
-
-_MODE_ALIASES = {"api": "api", "local": "local", "embedded": "embedded"}
-
-
-def resolve_llm(config: Config, which: Literal["small", "large"]) -> LLMSection:
-    """The LLM settings for one role: our section if given, else Augmentoolkit's api.* keys."""
-    own = config.small_model if which == "small" else config.large_model
-    if own is not None:
-        return own
-    api = config.api
-    if api is None:
-        return LLMSection()
-    mode = getattr(api, f"{which}_mode") or ("api" if getattr(api, f"{which}_base_url") else "embedded")
-    return LLMSection(
-        mode=_MODE_ALIASES[mode],
-        model=getattr(api, f"{which}_model"),
-        base_url=getattr(api, f"{which}_base_url"),
-        api_key=getattr(api, f"{which}_api_key"),
-    )
-
-
-# ---------------------------------------------------------------- loading
-
-
-def load_config(path: str | Path) -> Config:
-    """Read, validate and resolve a config file; raise ConfigError listing every problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            [f"{path}: no such file; create one with `labelloop init DIR`"], source=str(path)
-        )
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {' '.join(str(exc).split())}"], source=str(path)) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            [f"top level must be a mapping of sections, got {type(raw).__name__}"], source=str(path)
-        )
-    problems = [f"{where}: still {PLACEHOLDER}; replace it with your value" for where in _placeholders(raw)]
-    problems += [f"{where}: unknown YAML tag {tag!r}; write the value without the tag (quote it if it starts "
-                 "with !)" for where, tag in _unknown_tags(raw)]
-    if problems:
-        raise ConfigError(problems, source=str(path))
-    return parse_config(raw, base_dir=path.parent, source=str(path))
-
-
-class _Tagged(str):
-    """A scalar with a YAML tag nothing here knows; the loader keeps the tag to report it."""
-
-    tag: str = ""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps values with unknown tags (Augmentoolkit writes `key: !!PLACEHOLDER!!`)."""
-
-
-def _unknown(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if node.tag == f"tag:yaml.org,2002:{PLACEHOLDER.strip('!')}!!":
-        return PLACEHOLDER
-    value = _Tagged(loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else "")
-    value.tag = node.tag
-    return value
-
-
-_Loader.add_multi_constructor("tag:yaml.org,2002:", _unknown)
-_Loader.add_multi_constructor("!", _unknown)
-
-
-def _walk(value: Any, where: str = ""):
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _walk(v, f"{where}.{k}" if where else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, f"{where}[{i}]")
-    else:
-        yield where, value
-
-
-def _placeholders(raw: dict) -> list[str]:
-    """Dotted keys whose value still holds Augmentoolkit's !!PLACEHOLDER!! marker."""
-    return [where for where, v in _walk(raw) if isinstance(v, str) and PLACEHOLDER in v]
-
-
-def _unknown_tags(raw: dict) -> list[tuple[str, str]]:
-    return [(where, v.tag) for where, v in _walk(raw) if isinstance(v, _Tagged)]
-
-
-def parse_config(raw: dict, base_dir: Path, source: str = "config") -> Config:
-    """Validate a config mapping (left unchanged); relative paths resolve against base_dir."""
-    raw = copy.deepcopy(raw)
-    problems: list[str] = []
-    _check_api_modes(raw, problems)
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        problems.extend(_render(err) for err in exc.errors())
-        raise ConfigError(problems, source=source) from None
-    for field in ("input_dir", "output_dir", "prompts", "default_prompts"):
-        value = getattr(config.path, field)
-        if value is not None and not value.is_absolute():
-            setattr(config.path, field, (base_dir / value).resolve())
-    if not config.path.input_dir.is_dir():
-        problems.append(
-            f"path.input_dir: {str(config.path.input_dir)!r} is not a folder; "
-            "create it and put your documents there, or point path.input_dir at an existing folder"
-        )
-    for which in ("small", "large"):
-        llm = resolve_llm(config, which)  # type: ignore[arg-type]
-        if llm.mode == "api" and not llm.base_url:
-            problems.append(
-                f"{which}_model.base_url (or api.{which}_base_url): missing for mode 'api'; "
-                "set it to your server, e.g. http://127.0.0.1:8000/v1"
-            )
-        if llm.mode == "api" and not llm.model:
-            problems.append(
-                f"{which}_model.model (or api.{which}_model): missing for mode 'api'; "
-                "set it to a model name the server serves (its /v1/models lists them)"
-            )
-    if config.multi_label and config.student.type == "auto":
-        problems.append(
-            "student.type: 'auto' chooses among single-label students only; with classification.multi_label "
-            "set student.type to embedding-head (the default), static, setfit or transformer"
-        )
-    if problems:
-        raise ConfigError(problems, source=source)
-    return config
-
-
-def _check_api_modes(raw: dict, problems: list[str]) -> None:
-    api = raw.get("api")
-    if not isinstance(api, dict):
-        return
-    for which in ("large", "small"):
-        mode = api.get(f"{which}_mode")
-        if mode is not None and mode not in _MODE_ALIASES:
-            problems.append(
-                f"api.{which}_mode: {mode!r} is not a known mode; use one of {sorted(_MODE_ALIASES)}"
-            )
-            api.pop(f"{which}_mode")
-
-
-def _model_for(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = Config
-    for part in loc[:-1]:
-        if not isinstance(part, str):
-            return None
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        ann = field.annotation
-        candidates = [ann, *getattr(ann, "__args__", ())]
-        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if sub is None:
-            return None
-        model = sub
-    return model
-
-
-def _render(err: dict) -> str:
-    loc = tuple(err["loc"])
-    dotted = ".".join(str(p) for p in loc) or "(top level)"
-    value = err.get("input")
-    kind = err["type"]
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    if kind == "extra_forbidden":
-        model = _model_for(loc)
-        known = sorted(model.model_fields) if model else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"{dotted}: unknown key; {hint}known keys here: {', '.join(known)}"
-    if kind == "missing":
-        return f"{dotted}: required key is missing; add it (see `labelloop init` for an example)"
-    if value is None:
-        return f"{dotted}: is empty but needs a value; fill it in (see `labelloop init` for an example)"
-    if kind == "value_error":
-        msg = str(err.get("ctx", {}).get("error", err["msg"]))
-        return f"{dotted}: {shown}: {msg}"
-    return f"{dotted}: {shown}: {err['msg'].lower()}; fix the value in the config"
