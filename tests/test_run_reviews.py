@@ -38,9 +38,11 @@ def test_reviews_become_gold_and_training_labels_and_rules_edits_relabel_only_ll
         store = Store(out / "labelloop.db")
         calls_before = fake.total
 
-        # A person reviews every test chunk (gold) and corrects three training labels.
-        for c in store.chunks("test"):
+        # A person reviews every test chunk (gold), discarding one, and corrects three training labels.
+        test = store.chunks("test")
+        for c in test[1:]:
             store.record_review(c.id, "correct", fake.teacher.true_label(c.text), "ok", "ana")
+        store.record_review(test[0].id, "discard", None, "discarded", "ana")
         train = store.chunks("train")
         for c in train[:3]:
             store.record_review(c.id, "correct", fake.teacher.true_label(c.text), "ok", "ana")
@@ -51,7 +53,13 @@ def test_reviews_become_gold_and_training_labels_and_rules_edits_relabel_only_ll
         assert fake.total == calls_before  # reviews cost no LLM call
         its = [it for it in store.iterations() if it.status == "done"]
         assert [it.n for it in its] == [1, 2]  # retrained once on the reviewed labels
-        assert its[-1].gold_size == 12 and its[-1].gold_accuracy is not None
+        assert its[-1].gold_size == 11 and its[-1].gold_accuracy is not None
+        # The test set is scored against the person's labels, and the discarded chunk left it: it is the gold set.
+        assert its[-1].test_size == 11 and its[-1].accuracy == its[-1].gold_accuracy
+        truth = yaml.safe_load((out / "classifiers" / "truth_labels_classification" / "llm_classifications.yaml")
+                               .read_text())
+        assert {t["chunk_id"]: t["label_source"] for t in truth} == {
+            test[0].id: None, **{c.id: "human" for c in test[1:]}}
         assert its[-1].train_size == its[0].train_size - 1  # the discarded chunk left training
         sources = its[-1].metrics["train_label_sources"]
         assert sources["human"] == 3
