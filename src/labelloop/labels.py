@@ -43,7 +43,6 @@ TEST_PRECEDENCE = (HUMAN, LARGE)  # on a test chunk: a person's label, else the 
 OK = "ok"
 UNLABELED = "unlabeled"
 DISCARDED = "discarded"
-STATUSES = (OK, UNLABELED, DISCARDED)
 NO_LABEL = "none"  # export-labels: a chunk no source has labeled
 
 # The reason a person's label keeps when Accept took the student's prediction (no LLM label held a class).
