@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from labelloop.classify import load_student, make_student
-from labelloop.serving.predict import predict_path, student_input_for
+from labelloop.classify.decision import decide, pool
+from labelloop.serving.predict import documents_path, predict_path, student_input_for
 
 from tests.helpers.bbc import bbc_docs
 from tests.helpers.scale import read_rows, write_corpus
@@ -63,6 +64,16 @@ def test_onnx_runtime_and_ray_give_the_torch_students_label_sets(model, tmp_path
     for row in expected:
         other = by_key[(row["input"], row["position"])]
         assert other["labels"] == row["labels"] and other["thresholds"] == pytest.approx(row["thresholds"])
+    local_docs, ray_docs = _document_sets(documents_path(torch_rows)), _document_sets(tmp_path / "ray.documents")
+    assert local_docs == ray_docs and len(local_docs) == len({r["input"] for r in expected})
+
+
+def _document_sets(path: Path) -> dict:
+    """input -> the label set of its document row, from a .jsonl file or a folder of part files."""
+    files = [path] if path.is_file() else sorted(path.iterdir())
+    rows = [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert all(r["kind"] == "document" for r in rows)
+    return {r["input"]: r["labels"] for r in rows}
 
 
 def test_serve_answers_with_label_sets_and_thresholds(model):
@@ -74,6 +85,13 @@ def test_serve_answers_with_label_sets_and_thresholds(model):
     with TestClient(create_app(model, token=None, runtime="torch"), base_url="http://127.0.0.1") as client:
         info = client.get("/").json()
         assert info["multi_label"] is True and set(info["thresholds"]) == set(info["classes"])
-        preds = client.post("/predict", json={"texts": texts}).json()["predictions"]
-    student = load_student(model)
-    assert [p["labels"] for p in preds] == student.predict(student_input_for(model)(texts))
+        reply = client.post("/predict", json={"texts": texts}).json()
+    student, prepare = load_student(model), student_input_for(model)
+    chunks = reply["chunks"]
+    assert len(chunks) > len(texts)  # whole articles are cut into chunks, as predict cuts its inputs
+    assert [c["labels"] for c in chunks] == student.predict(prepare([c["text"] for c in chunks]))
+    probs = student.predict_proba(prepare([c["text"] for c in chunks]))
+    for i, doc in enumerate(reply["predictions"]):  # each text's label set: its chunks' mean, by the thresholds
+        mine = probs[[c["input"] == i for c in chunks]]
+        assert doc["chunks"] == len(mine) and set(doc["thresholds"]) == set(info["classes"])
+        assert doc["labels"] == decide(pool(mine, multi_label=True), student.classes_, student.thresholds_)[0]

@@ -182,8 +182,12 @@ def rules_edit(
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A classifiers/classifier_<N> folder.")],
     input: Annotated[Path, typer.Argument(help="A .jsonl with `text`, a folder, or ingestible files.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write predictions: a .jsonl file; "
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one row per chunk: a .jsonl file; "
                                          "with --engine ray, a new folder of part files.")],
+    documents: Annotated[Optional[Path], typer.Option(
+        help="Where to write one row per input (a .jsonl row, a file): \"kind\": \"document\", its chunk count, "
+             "and the answer on its chunks' mean probabilities. Default: beside --output, as "
+             "NAME.documents.jsonl (with --engine ray, a folder NAME.documents).")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
     text_column: Annotated[str, typer.Option(help="Column/key holding the text.")] = "text",
     engine: Annotated[Engine, typer.Option(help="local: this process; ray: Ray Data over local CPUs or a cluster.")]
@@ -196,20 +200,22 @@ def predict(
     format: Annotated[PredictFormat, typer.Option("--format", help="--engine ray: part-file format.")]
     = PredictFormat["jsonl"],
 ) -> None:
-    """Predict with a trained student; never loads an LLM."""
+    """Predict with a trained student; never loads an LLM. Streams: memory stays flat in the input's size."""
+    from labelloop.serving.predict import documents_path, predict_path
+
     if engine is Engine.ray:
         from labelloop.serving.ray_predict import predict_ray
 
         n = predict_ray(model_dir, input, output, address=address, workers=workers, batch_size=batch_size,
-                        text_column=text_column, runtime=runtime.value, fmt=format.value)
-        console.print(f"Wrote {n} predictions to {output}/ ({format.value} part files)")
+                        text_column=text_column, runtime=runtime.value, fmt=format.value, documents=documents)
+        console.print(f"Wrote {n} predictions to {output}/ ({format.value} part files); "
+                      f"document answers to {documents or documents_path(output)}/")
         return
     if address is not None:
         raise LabelloopError(f"--address {address!r} is for --engine ray; add --engine ray or drop --address")
-    from labelloop.serving.predict import predict_path
-
-    n = predict_path(model_dir, input, output, batch_size=batch_size, text_column=text_column, runtime=runtime.value)
-    console.print(f"Wrote {n} predictions to {output}")
+    n = predict_path(model_dir, input, output, batch_size=batch_size, text_column=text_column, runtime=runtime.value,
+                     documents=documents)
+    console.print(f"Wrote {n} predictions to {output}; document answers to {documents or documents_path(output)}")
 
 
 @app.command()
@@ -241,7 +247,11 @@ def serve(
     runtime: Annotated[Runtime, typer.Option(help="auto: onnxruntime when model.onnx is there, else torch.")]
     = Runtime["auto"],
 ) -> None:
-    """Serve a student over HTTP: POST /predict {"texts": [...]}."""
+    """Serve a student over HTTP: POST /predict {"texts": [...]}.
+
+    Each text is cut into chunks as predict cuts an input; the reply holds `predictions` (one document
+    answer per text, on its chunks' mean probabilities) and `chunks` (one row per chunk).
+    """
     from labelloop.serving.http import serve as serve_model
 
     serve_model(model_dir, host=host, port=port, token=token, runtime=runtime.value)

@@ -1,5 +1,10 @@
 """`labelloop serve`: a small HTTP API over a saved student. POST /predict {"texts": [...]}.
 
+Each text is a document, cut into chunks by the saved contract as `labelloop predict` cuts an input.
+The answer: `predictions`, one per text in order (its document row: the decision on its chunks'
+pooled probabilities, with `chunks`, how many), and `chunks`, one row per chunk (`input`: the
+text's index, `position`, `text`: the chunk). Both are the rows `labelloop predict` writes.
+
 It runs behind the same guard as the review app (labelloop.web.guard): loopback Host names
 only unless a token is set, a Bearer token when one is, JSON bodies only. Prediction is CPU
 work, so it runs in a thread pool, never in the event loop; the folder's model.onnx is used
@@ -26,19 +31,21 @@ TOKEN_ENV = "LABELLOOP_SERVE_TOKEN"
 
 def create_app(model_dir: Path, *, token: str | None = None, runtime: str = "auto"):
     """The ASGI app: the student (or its ONNX export) behind the guard."""
-    from labelloop.serving.predict import check_model_dir, iter_predictions, load_predictor, pick_runtime
-    from labelloop.serving.predict import student_input_for
+    from labelloop.serving.predict import CHUNK, check_model_dir, load_predictor, make_chunker, pick_runtime
+    from labelloop.serving.predict import predict_rows, student_input_for
 
     model_dir = check_model_dir(Path(model_dir))
     used = pick_runtime(model_dir, runtime)
     student = load_predictor(model_dir, used)
     prepare = student_input_for(model_dir)
+    chunker = make_chunker(prepare)
 
-    def run(texts: list[str]) -> list[dict]:
-        preds = list(iter_predictions(student, texts, prepare, progress=False))
-        for p in preds:
-            p.pop("text")
-        return preds
+    def run(texts: list[str]) -> dict:
+        rows = [{"input": i, "position": j, "text": chunk}
+                for i, (text, cut) in enumerate(zip(texts, chunker.chunk_many(texts)))
+                for j, chunk in enumerate([c for c, _n in cut] or [text])]  # a blank text is its own one chunk
+        out = list(predict_rows(student, rows, prepare))
+        return {"predictions": [r for r in out if r["kind"] != CHUNK], "chunks": [r for r in out if r["kind"] == CHUNK]}
 
     async def predict(request: Request) -> JSONResponse:
         try:
@@ -50,7 +57,7 @@ def create_app(model_dir: Path, *, token: str | None = None, runtime: str = "aut
             return JSONResponse({"error": "`texts` must be a list of strings"}, status_code=400)
         if len(texts) > MAX_TEXTS:
             return JSONResponse({"error": f"at most {MAX_TEXTS} texts per request; got {len(texts)}"}, status_code=413)
-        return JSONResponse({"predictions": await run_in_threadpool(run, texts)})
+        return JSONResponse(await run_in_threadpool(run, texts))
 
     async def info(request: Request) -> JSONResponse:
         multi = bool(getattr(student, "multi_label", False))

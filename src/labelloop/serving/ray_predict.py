@@ -1,8 +1,10 @@
 """`labelloop predict --engine ray`: the single engine's steps as a Ray Data pipeline.
 
 files (listed on the driver) -> flat_map(read + chunk) -> map_batches(student, one per actor)
--> write_json / write_parquet. Rows and predictions are the single engine's: the same
-input_files / chunk_file / load_predictor / student_input_for / prediction_fields.
+-> write_json / write_parquet; then the written chunk rows -> groupby(input) -> one document row
+each (the single engine's document_row on the chunks' pooled probabilities) -> a second folder
+beside the first (documents_path). Rows and predictions are the single engine's: the same
+input_files / chunk_file / load_predictor / student_input_for / answer_rows / document_row.
 On a cluster (--address), MODEL_DIR, INPUT and OUTPUT must be at the same path on every
 node (a shared file system) and labelloop installed there.
 """
@@ -21,17 +23,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from labelloop import labels as policy
+from labelloop.classify.decision import DocumentPool
 from labelloop.errors import LabelloopError
 from labelloop.serving import PART_FORMATS
 from labelloop.serving.predict import (
+    CHUNK,
+    answer_rows,
     chunk_file,
     check_model_dir,
+    document_row,
+    documents_path,
     input_files,
     load_predictor,
     make_chunker,
     pick_runtime,
-    prediction_fields,
     print_problem,
     student_input_for,
     thresholds_of,
@@ -153,51 +158,81 @@ class _Predictor:
 
         texts = batch.column("text").to_pylist()
         probs = np.asarray(self.student.predict_proba(self.prepare(texts)), dtype=np.float64)
-        columns = {"input": batch.column("input"), "position": batch.column("position"), "text": batch.column("text")}
-        per_class = pa.StructArray.from_arrays([pa.array(probs[:, j], pa.float64()) for j in range(len(self.classes))],
-                                               names=self.classes)
-        if self.thresholds is None:
-            best = probs.argmax(axis=1)
-            columns["label"] = pa.array([self.classes[i] for i in best], pa.string())
-            columns["confidence"] = pa.array(probs[np.arange(len(best)), best], pa.float64())
-            columns["probs"] = per_class
-        else:  # the same fields as predict.prediction_fields
-            rows = [prediction_fields(p, self.classes, self.thresholds) for p in probs]
-            columns["labels"] = pa.array([r["labels"] for r in rows], pa.list_(pa.string()))
-            columns["confidence"] = pa.array([r["confidence"] for r in rows], pa.float64())
-            columns["probs"] = per_class
-            columns["thresholds"] = pa.array([r["thresholds"] for r in rows])
-        columns["source"] = pa.array([policy.STUDENT] * len(texts), pa.string())
-        out = pa.table(columns)
+        head = {"input": batch.column("input"), "position": batch.column("position"),
+                "kind": pa.array([CHUNK] * len(texts), pa.string()), "text": batch.column("text")}
+        out = answer_table(head, answer_rows(probs, self.classes, self.thresholds), self.classes, self.thresholds)
         import ray
 
         ray.get(self.log.add_rows.remote(len(texts)))  # counted before the batch is handed on
         return out
 
 
+def answer_table(head: dict, rows: list[dict], classes: list[str], thresholds) -> Any:
+    """A pyarrow table: the head columns, then answer_rows' fields with fixed types (so every block has one schema)."""
+    import pyarrow as pa
+
+    out = dict(head)
+    if thresholds is None:
+        out["label"] = pa.array([r["label"] for r in rows], pa.string())
+    else:
+        out["labels"] = pa.array([r["labels"] for r in rows], pa.list_(pa.string()))
+    out["confidence"] = pa.array([r["confidence"] for r in rows], pa.float64())
+    per_class = pa.struct([(c, pa.float64()) for c in classes])
+    out["probs"] = pa.array([r["probs"] for r in rows], per_class)
+    if thresholds is not None:
+        out["thresholds"] = pa.array([r["thresholds"] for r in rows], per_class)
+    out["source"] = pa.array([r["source"] for r in rows], pa.string())
+    return pa.table(out)
+
+
+def _document_rows(group, *, classes: list[str]) -> Any:
+    """map_groups step: one input's chunk rows (as written) -> its document row, by the chunks' own thresholds."""
+    import numpy as np
+    import pyarrow as pa
+
+    group = group.sort_by("position")
+    probs = group.column("probs").combine_chunks()
+    matrix = np.column_stack([probs.field(c).to_numpy(zero_copy_only=False) for c in classes])
+    thresholds = None
+    if "thresholds" in group.column_names:
+        first = group.column("thresholds")[0].as_py()
+        thresholds = np.asarray([first[c] for c in classes], dtype=np.float64)
+    row = document_row(group.column("input")[0].as_py(), DocumentPool(thresholds is not None).add(matrix),
+                       classes, thresholds)
+    head = {"input": pa.array([row["input"]], pa.string()), "kind": pa.array([row["kind"]], pa.string()),
+            "chunks": pa.array([row["chunks"]], pa.int64())}
+    return answer_table(head, [row], classes, thresholds)
+
+
 def predict_ray(
     model_dir: Path, input_path: Path, output: Path, *, address: str | None = None, workers: int = 2,
     batch_size: int = 64, text_column: str = "text", runtime: str = "auto", fmt: str = "jsonl",
-    preserve_order: bool = True,
+    preserve_order: bool = True, documents: Path | None = None,
 ) -> int:
-    """Predict every chunk of input_path into the folder `output` (part files); the number of rows written."""
+    """Predict every chunk of input_path into the folder `output` (part files), and each input's answer into the
+    folder `documents` (default documents_path(output)); the number of chunk rows written."""
     model_dir = check_model_dir(model_dir).resolve()
     output = Path(output).resolve()
+    documents = Path(documents).resolve() if documents is not None else documents_path(output)
     if fmt not in PART_FORMATS:
         raise LabelloopError(f"unknown output format {fmt!r}; expected one of {list(PART_FORMATS)} (--format)")
     if workers < 1:
         raise LabelloopError(f"--workers must be at least 1, got {workers}")
-    if output.exists() and (output.is_file() or any(output.iterdir())):
-        raise LabelloopError(
-            f"--engine ray writes a folder of part files, and {str(output)!r} already exists and is not an empty "
-            "folder; pass a new folder path or remove it"
-        )
+    if documents == output:
+        raise LabelloopError(f"--documents {str(documents)!r} is the --output folder; pass another folder for the "
+                             "document rows (default: beside the output, named <output>.documents)")
+    for folder, what in ((output, "--output"), (documents, "--documents")):
+        if folder.exists() and (folder.is_file() or any(folder.iterdir())):
+            raise LabelloopError(
+                f"--engine ray writes a folder of part files, and {what} {str(folder)!r} already exists and is not "
+                "an empty folder; pass a new folder path or remove it"
+            )
     runtime = pick_runtime(model_dir, runtime)  # checked here, before any worker starts
     files = input_files(Path(input_path).resolve(), print_problem)
     ray_log = Path(tempfile.gettempdir()) / f"labelloop-ray-{os.getpid()}.log"
     try:
         with output_to_file(ray_log), ray_session(address, workers) as ray:
-            n, problems = _run(ray, files, model_dir, output, workers=workers,
+            n, problems = _run(ray, files, model_dir, output, documents, workers=workers,
                                batch_size=batch_size, text_column=text_column, runtime=runtime, fmt=fmt,
                                preserve_order=preserve_order, ray_log=ray_log)
     except LabelloopError as exc:
@@ -210,7 +245,7 @@ def predict_ray(
     return n
 
 
-def _run(ray, files, model_dir: Path, output: Path, *, workers: int, batch_size: int,
+def _run(ray, files, model_dir: Path, output: Path, documents: Path, *, workers: int, batch_size: int,
          text_column: str, runtime: str, fmt: str, preserve_order: bool, ray_log: Path) -> tuple[int, list]:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -220,6 +255,7 @@ def _run(ray, files, model_dir: Path, output: Path, *, workers: int, batch_size:
     ctx.execution_options.verbose_progress = False
     log = ray.remote(num_cpus=0)(_RunLog).remote()
     staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    doc_staging = documents.parent / f".{documents.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         if files:
             items = [{"path": str(p.resolve()), "source": s} for p, s in files]
@@ -232,14 +268,29 @@ def _run(ray, files, model_dir: Path, output: Path, *, workers: int, batch_size:
                                 batch_size=batch_size, batch_format="pyarrow", concurrency=workers, num_cpus=1)
             write = ds.write_parquet if fmt == "parquet" else ds.write_json
             _execute(write, str(staging), ray_log)
-        staging.mkdir(parents=True, exist_ok=True)
-        if output.exists():
-            output.rmdir()  # checked empty before the run
-        os.replace(staging, output)
+            if staging.exists():
+                _execute(lambda path: _write_documents(ray, staging, model_dir, fmt, path), str(doc_staging), ray_log)
+        for part, final in ((staging, output), (doc_staging, documents)):
+            part.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                final.rmdir()  # checked empty before the run
+            os.replace(part, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(doc_staging, ignore_errors=True)
     n, problems = ray.get(log.summary.remote())
     return n, problems
+
+
+def _write_documents(ray, chunk_dir: Path, model_dir: Path, fmt: str, path: str) -> None:
+    """Write the document rows of the chunk rows in chunk_dir: grouped by input, pooled as the single engine pools."""
+    from labelloop.classify.folder import read_meta
+
+    ds = (ray.data.read_parquet if fmt == "parquet" else ray.data.read_json)(str(chunk_dir))
+    keep = [c for c in ("input", "position", "probs", "thresholds") if c in ds.columns()]
+    docs = ds.select_columns(keep).groupby("input").map_groups(
+        _document_rows, fn_kwargs={"classes": list(read_meta(model_dir)["classes"])}, batch_format="pyarrow")
+    (docs.write_parquet if fmt == "parquet" else docs.write_json)(path)
 
 
 def _execute(write, path: str, ray_log: Path) -> None:
