@@ -270,7 +270,7 @@ def _refresh_after_reviews(config, store, n, contract, console, rules) -> int:
 
 
 def _embedder(config: Config, store: Store, contract: StudentInput):
-    """Embedding function for choosing few-shot examples; loads the encoder only when needed."""
+    """Embedding function for choosing few-shot examples: texts as the student sees them (contract.prepare)."""
     cache: dict = {}
 
     def embed(texts: list[str]):
@@ -278,6 +278,6 @@ def _embedder(config: Config, store: Store, contract: StudentInput):
             from labelloop.classify.encoder import Encoder
 
             cache["enc"] = Encoder(config.student_model, cache=store, max_seq_length=contract.max_length)
-        return cache["enc"].encode(texts)
+        return cache["enc"].encode(contract.prepare(texts))
 
     return embed
