@@ -152,3 +152,20 @@ def test_the_contract_survives_the_project_file_round_trip(tmp_path):
     again = StudentInput.from_dict(json.loads(json.dumps(contract.to_dict())))
     assert again == contract and again.chunk_encoder == contract.chunk_encoder
     assert replace(again, chunk_encoder="other") != contract
+
+
+@pytest.mark.parametrize("kind", ["embedding-head", "setfit", "static", "transformer"])
+@pytest.mark.parametrize("multi", [False, True])
+def test_every_readme_with_a_cut_is_python_that_cuts_first(tmp_path, kind, multi):
+    contract = StudentInput.from_config(make_config(tmp_path))
+    folder = tmp_path / "c"
+    folder.mkdir()
+    extra = {"multi_label": True, "thresholds": {c: 0.5 for c in CLASSES}} if multi else {}
+    fmt.write_meta(folder, kind, CLASSES, max_seq_length=contract.max_length, truncation="head", **extra)
+    contract.save(folder)
+    readme = (folder / "README.md").read_text()
+    blocks = [b.split("```")[0] for b in readme.split("```python\n")[1:]]
+    compile("\n".join(blocks), "README.md", "exec")
+    code = blocks[0]
+    assert code.index("texts = [cut_text(") < code.index("labels = ")
+    assert ("multi-label" in readme.lower()) is multi
