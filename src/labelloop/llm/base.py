@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from labelloop.config import LLMSection
 from labelloop.errors import LLMError
 
 
@@ -30,6 +31,9 @@ class LabelTask:
     description: str
     examples: tuple[Example, ...] = ()
     multi_label: bool = False  # answer with a set of classes (several, or none)
+    # Multi-label: each class's decision threshold on the answer's probabilities (in class order), in place of
+    # the backend's own cut; the backend decides with them, so the logged answer is the label that is stored.
+    thresholds: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Classification:
 class Backend(Protocol):
     identity: str  # names the server/model in messages and in cache keys
     model: str
+    settings: LLMSection  # doc_chars: how much of a text the labeler sends
 
     async def generate(self, messages: list[dict], *, max_tokens: int, temperature: float) -> Generation: ...
 

@@ -272,3 +272,16 @@ def agreement(first: Sequence[str], others: Sequence[Sequence[str] | None],
     share = {c: sum(c in a for a in answers) / len(answers) for c in classes}
     chosen = [c for c in classes if share[c] > 0.5 or (share[c] == 0.5 and c in answers[0])]
     return chosen, share
+
+
+# ------------------------------------------------------------------ the set under given thresholds
+
+
+def thresholded(probs: dict[str, float], classes: Sequence[str], thresholds: Sequence[float]) -> list[str]:
+    """The classes whose probability reaches their own threshold, in class order.
+
+    The LLM side's cut (labelloop.classify.decision is the student's; the layers keep them apart).
+    """
+    if len(thresholds) != len(classes):
+        raise ValueError(f"{len(thresholds)} thresholds for {len(classes)} classes {list(classes)}; give one per class")
+    return [c for c, t in zip(classes, thresholds) if probs.get(c, 0.0) >= t]
