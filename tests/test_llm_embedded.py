@@ -116,15 +116,36 @@ def test_concurrent_calls_match_sequential(backend):
     assert [r.probs for r in asyncio.run(together())] == sequential
 
 
-def test_long_document_and_rules_are_cut_to_fit_the_context(model):
+def test_long_document_rules_and_examples_are_cut_to_fit_the_context_and_the_instructions_stay(model):
     small = embedded.EmbeddedBackend(LLMSection(model=model, n_ctx=512, doc_tokens=None))
     long_text = "The service was slow but the food was great. " * 300
     long_rules = "\n".join(f"{i}. Consider the reviewer's tone carefully in case {i}." for i in range(1, 200))
-    result = classify(small, task(long_text, rules=long_rules))
+    long_examples = tuple(Example(e.text * 30, e.label) for e in EXAMPLES)
+    result = classify(small, task(long_text, rules=long_rules, examples=long_examples))
     assert result.request["prompt_tokens"] <= 512
     assert result.request["truncated"]["document"]["kept"] < result.request["truncated"]["document"]["of"]
-    assert "rules" in result.request["truncated"]
+    assert "rules" in result.request["truncated"] and result.request["truncated"]["examples"] == [0, 1]
+    prompt = result.request["prompt_prefix"] + result.request["document"]
+    chat = model.startswith("qwen")
+    instruction = "Reply with one word." if chat else "Answer with the class name only."
+    assert prompt.count(instruction) == (3 if chat else 1)  # chat: each example's turn and the chunk's
     assert result.label in CLASSES
+
+
+@pytest.mark.parametrize("rules_model", ["gemma-3-270m", "smollm2-135m"])  # a base model; a chat template
+def test_rules_request_too_long_for_the_window_cuts_its_samples_not_its_instructions(rules_model):
+    from labelloop.llm.prompts import build_rules_messages
+
+    small = embedded.EmbeddedBackend(LLMSection(model=rules_model, n_ctx=512))
+    samples = [text * 12 for text, _ in REVIEWS[:4]]
+    messages = build_rules_messages("Product and service reviews by sentiment.", CLASSES, samples)
+    gen = asyncio.run(small.generate(messages, max_tokens=48, temperature=0.0))
+    prompt = gen.request["prompt"]
+    assert prompt.startswith(messages[0]["content"][:40]) or messages[0]["content"][:40] in prompt[:400]
+    assert "Output only the numbered rules." in prompt  # the instruction after the samples stays too
+    llm = small._writer.model()
+    assert len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)) < 512 - 48
+    assert gen.text.strip()
 
 
 def test_result_is_json_serializable_and_rebuilds_from_the_log(backend):

@@ -31,11 +31,13 @@ from labelloop.labels import decode_set, encode_set
 from labelloop.llm.base import LabelTask
 from labelloop.llm.embedded_chat import MARK
 from labelloop.llm.embedded_prompt import FENCE, fence_text
+from labelloop.llm.label_sets import thresholded
 
 Tokenize = Callable[[str], list[int]]
 Detokenize = Callable[[list[int]], str]
 
-PROMPT_VERSION = 1  # bump when the multi-label prompt changes: old multi-label answers in the call log stop matching
+PROMPT_VERSION = 2  # bump when the multi-label prompt changes: old multi-label answers in the call log stop matching
+# 2: fitted by embedded_budget (chat examples cut too; rules at most half of what the instructions leave)
 QUESTION_MARK = "\u2063LABELLOOP_QUESTION\u2063"  # where the per-class question goes in the rendered template
 ANSWER_CUE = "Answer:"  # base models: the answer follows this cue
 YES = ("yes", "Yes")
@@ -189,15 +191,15 @@ def completion_tail(task: LabelTask, name: str) -> str:
 
 
 def render_completion(task: LabelTask, text_tokens: list[int], tokenize: Tokenize, detokenize: Detokenize, *,
-                      bos: list[int], example_tokens: int | None) -> MultiPrompt:
-    """Header and examples (shared), the fenced text, then per class its question and "Answer:"."""
+                      bos: list[int]) -> MultiPrompt:
+    """Header and examples (shared), the fenced text, then per class its question and "Answer:".
+
+    Examples and text come already cut (labelloop.llm.embedded_budget).
+    """
     head = tokenize(completion_header(task))
     examples: list[int] = []
     for ex in task.examples:
-        body = tokenize(fence_text(ex.text))
-        if example_tokens is not None:
-            body = body[:example_tokens]
-        examples += tokenize(f"Text: {FENCE}") + body + tokenize(
+        examples += tokenize(f"Text: {FENCE}") + tokenize(fence_text(ex.text)) + tokenize(
             f"{FENCE}\nClasses that apply: {answer_text(ex.label, task.classes)}\n\n")
     prefix = bos + head + examples
     return MultiPrompt(
@@ -224,22 +226,21 @@ def calibrate(raw: np.ndarray, content_free: np.ndarray) -> np.ndarray:
     return yes / (yes + no)
 
 
-def chosen(classes: Sequence[str], probs: np.ndarray, threshold: float = THRESHOLD) -> list[str]:
-    return [c for c, p in zip(classes, probs) if p >= threshold]
-
-
 def response_for(classes: Sequence[str], yes_lp: np.ndarray, no_lp: np.ndarray, raw: np.ndarray,
-                 probs: np.ndarray, content_free: np.ndarray | None, seconds: float) -> dict:
-    """The logged answer: the label set, calibrated probs and everything that made them."""
+                 probs: np.ndarray, content_free: np.ndarray | None, seconds: float,
+                 thresholds: Sequence[float] | None = None) -> dict:
+    """The logged answer: the label set (cut at thresholds, default THRESHOLD each), the probs and what made them."""
     classes = list(classes)
+    cut = list(thresholds) if thresholds is not None else [THRESHOLD] * len(classes)
+    by_class = dict(zip(classes, map(float, probs)))
     return {
-        "label": encode_set(chosen(classes, probs), classes),
-        "probs": dict(zip(classes, map(float, probs))),
+        "label": encode_set(thresholded(by_class, classes, cut), classes),
+        "probs": by_class,
         "logprobs": {c: {"yes": float(y), "no": float(n)} for c, y, n in zip(classes, yes_lp, no_lp)},
         "uncalibrated": dict(zip(classes, map(float, raw))),
         "content_free": dict(zip(classes, map(float, content_free))) if content_free is not None else None,
         "calibrated": content_free is not None,
-        "threshold": THRESHOLD,
+        "threshold": THRESHOLD if thresholds is None else dict(zip(classes, map(float, cut))),
         "seconds": round(seconds, 4),
         "multi_label": True,
     }

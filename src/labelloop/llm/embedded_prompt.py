@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from labelloop.llm.base import LabelTask
+from labelloop.llm.embedded_budget import LABEL_FIX, fit_prompt
 
 Tokenize = Callable[[str], list[int]]  # text -> tokens, no BOS
 Detokenize = Callable[[list[int]], str]
@@ -65,10 +66,16 @@ def render_example_tail(label: str | None) -> str:
     return tail if label is None else f"{tail} {label}\n\n"
 
 
-def _cut(tokens: list[int], limit: int) -> tuple[list[int], bool]:
-    if limit < 0:
-        limit = 0
-    return (tokens[:limit], True) if len(tokens) > limit else (tokens, False)
+def render_prompt(task: LabelTask, doc: list[int], tokenize: Tokenize, detokenize: Detokenize, *,
+                  bos: list[int]) -> PromptTokens:
+    """Header and examples (the shared prefix), then the fenced document's (already cut) tokens and the cue."""
+    head = tokenize(header_text(task))
+    ex_open = tokenize(render_example_head())
+    examples: list[int] = []
+    for ex in task.examples:
+        examples += ex_open + tokenize(fence_text(ex.text)) + tokenize(render_example_tail(ex.label))
+    return PromptTokens(prefix=bos + head + examples, doc=ex_open + list(doc) + tokenize(render_example_tail(None)),
+                        prefix_text=detokenize(head + examples))
 
 
 def build_prompt(
@@ -84,46 +91,14 @@ def build_prompt(
 ) -> PromptTokens:
     """Render task + text into tokens no longer than n_ctx - reserve (reserve: the class tokens).
 
-    Budgets: rules are cut so the header takes at most a quarter of the context,
-    examples share at most half of what is left, and the document gets the rest.
+    The cuts are labelloop.llm.embedded_budget's: the instructions are never cut.
     """
-    budget = n_ctx - reserve - len(bos)
-    truncated: dict = {}
-    head = tokenize(header_text(task))
-    if len(head) > budget // 4:
-        empty = len(tokenize(header_text(task, rules="x")))
-        rule_tokens, _ = _cut(tokenize(task.rules.strip()), budget // 4 - empty)
-        rules = detokenize(rule_tokens)
-        head = tokenize(header_text(task, rules=rules))[: budget // 4]
-        truncated["rules"] = len(rule_tokens)
-    ex_open = tokenize(render_example_head())
-    examples: list[int] = []
-    if task.examples:
-        ex_budget = (budget - len(head)) // 2
-        per = ex_budget // len(task.examples)
-        if max_doc_tokens is not None:  # examples no longer than the chunks they stand for
-            per = min(per, max_doc_tokens + 16)
-        for i, ex in enumerate(task.examples):
-            tail = tokenize(render_example_tail(ex.label))
-            body, cut = _cut(tokenize(fence_text(ex.text)), per - len(ex_open) - len(tail))
-            if cut:
-                truncated.setdefault("examples", []).append(i)
-            examples += ex_open + body + tail
-    prefix = bos + head + examples
-    close = tokenize(render_example_tail(None))
-    room = n_ctx - reserve - len(prefix) - len(ex_open) - len(close)
-    if max_doc_tokens is not None:
-        room = min(room, max_doc_tokens)
-    body_tokens = tokenize(fence_text(text)) if text else []
-    body, cut = _cut(body_tokens, room)
-    if cut:
-        truncated["document"] = {"kept": len(body), "of": len(body_tokens)}
-    return PromptTokens(
-        prefix=prefix,
-        doc=ex_open + body + close,
-        prefix_text=detokenize(head + examples),
-        truncated=truncated,
-    )
+    fitted = fit_prompt(task, tokenize(fence_text(text)) if text else [],
+                        lambda t, doc: render_prompt(t, doc, tokenize, detokenize, bos=bos),
+                        lambda p: len(p.tokens), tokenize, detokenize, n_ctx=n_ctx, reserve=reserve,
+                        doc_limit=max_doc_tokens, what="labeling", fix=LABEL_FIX)
+    fitted.prompt.truncated = fitted.truncated
+    return fitted.prompt
 
 
 # ------------------------------------------------------------ rules text (generate)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -323,6 +323,13 @@ def find_fenced(prompt: str, tag: str = "document") -> list[str]:
 def unfenced(prompt: str, tag: str = "document") -> str:
     """The prompt without its fenced data: what the instructions say, whatever the documents say."""
     return _fence_pattern(tag).sub("", prompt)
+
+
+def map_fenced(prompt: str, fn: Callable[[str], str], tag: str = "document") -> str:
+    """The prompt with each fenced text replaced by fn(text) (unescaped in, escaped back), its fence kept."""
+    return _fence_pattern(tag).sub(
+        lambda m: f'<{tag} id="{m.group(1)}">\n{_escape(fn(_unescape(m.group(2), tag)), tag)}\n</{tag} id="{m.group(1)}">',
+        prompt)
 
 
 def find_classes(prompt: str) -> list[str]:
