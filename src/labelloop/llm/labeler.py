@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -24,8 +25,6 @@ from labelloop.llm.calls import CallLog
 from labelloop.llm.fewshot import FewShotPicker
 from labelloop.llm.prompts import truncate
 from labelloop.store import Chunk, Rules, Store
-
-DEFAULT_MAX_CHARS = 6000
 
 
 @dataclass
@@ -57,14 +56,21 @@ class _RateColumn(ProgressColumn):
 
 
 def build_task(text: str, *, classes: Sequence[str], rules: Rules | None, description: str,
-               few_shot: FewShotPicker | None, max_chars: int = DEFAULT_MAX_CHARS,
-               multi_label: bool = False) -> LabelTask:
-    """The LabelTask for one chunk: text cut to the LLM's char budget, few-shot examples picked."""
+               few_shot: FewShotPicker | None, max_chars: int, multi_label: bool = False,
+               thresholds: Mapping[str, float] | None = None) -> LabelTask:
+    """The LabelTask for one chunk: the text and each few-shot example cut to max_chars (the model's doc_chars)."""
+    examples = few_shot.pick(text) if few_shot is not None else ()
     return LabelTask(
         text=truncate(text, max_chars), classes=tuple(classes), rules=rules.text if rules else "",
-        description=description, examples=few_shot.pick(text) if few_shot is not None else (),
-        multi_label=multi_label,
+        description=description, multi_label=multi_label,
+        examples=tuple(dataclasses.replace(e, text=truncate(e.text, max_chars)) for e in examples),
+        thresholds=tuple(float(thresholds[c]) for c in classes) if thresholds else None,
     )
+
+
+def char_budget(backend: Backend, max_chars: int | None) -> int:
+    """max_chars when given, else the backend's setting (small_model / large_model doc_chars)."""
+    return max_chars if max_chars is not None else backend.settings.doc_chars
 
 
 def counted_classes(label: str, multi_label: bool) -> list[str]:
@@ -90,15 +96,18 @@ async def label_chunks(
     iteration: int | None = None,
     progress: bool = True,
     call_log: CallLog | None = None,
-    max_chars: int = DEFAULT_MAX_CHARS,
+    max_chars: int | None = None,
     multi_label: bool = False,
     thresholds: Mapping[str, float] | None = None,
 ) -> LabelSummary:
     """Label chunks concurrently; each answer is stored as it arrives (a kill loses only calls in flight).
 
+    max_chars: what each text and few-shot example is cut to; default the backend's doc_chars.
     thresholds (multi-label): each class's decision threshold on the answer's probabilities, in place
-    of the backend's own decision (the embedded small model's, tuned on the large model's labels).
+    of the backend's own decision (the embedded small model's, tuned on the large model's labels). The
+    backend decides with them, so the call log, the stored label and meta_datagen hold the same set.
     """
+    max_chars = char_budget(backend, max_chars)
     log = call_log or CallLog(store)
     summary = LabelSummary(source=source, total=len(chunks))
     by_class: Counter[str] = Counter()
@@ -116,10 +125,6 @@ async def label_chunks(
                 summary.cached += 1
             else:
                 summary.requested += 1
-        if result is not None and result.label is not None and thresholds and result.probs:
-            from labelloop.labels import encode_set
-
-            result.label = encode_set([c for c in classes if result.probs.get(c, 0.0) >= thresholds[c]], classes)
         if result is not None and result.label is not None:
             summary.labeled += 1
             by_class.update(counted_classes(result.label, multi_label))
@@ -138,7 +143,8 @@ async def label_chunks(
     async def one(chunk: Chunk) -> None:
         async with gate:
             task = build_task(chunk.text, classes=classes, rules=rules, description=description,
-                              few_shot=few_shot, max_chars=max_chars, multi_label=multi_label)
+                              few_shot=few_shot, max_chars=max_chars, multi_label=multi_label,
+                              thresholds=thresholds)
             try:
                 result = await log.classify(backend, task, purpose=f"label:{source}")
             except RequestRejectedError as exc:
@@ -168,13 +174,21 @@ async def label_chunks(
 
 async def classify_chunks(backend: Backend, chunks: Sequence[Chunk], call_log: CallLog, *, classes: Sequence[str],
                           rules: Rules | None, description: str, purpose: str, multi_label: bool = False,
-                          concurrency_limit: int = 8, max_chars: int = DEFAULT_MAX_CHARS) -> list[Classification | None]:
-    """The backend's answers for chunks, through the call log, stored nowhere else (None: refused)."""
+                          few_shot: FewShotPicker | None = None, concurrency_limit: int = 8,
+                          max_chars: int | None = None) -> list[Classification | None]:
+    """The backend's answers for chunks, through the call log, stored nowhere else (None: refused).
+
+    The tasks are built as label_chunks builds them (same cut, same few-shot picker), so answers
+    used to tune thresholds are answers to what labeling sends.
+    """
     gate = asyncio.Semaphore(max(1, concurrency_limit))
+    max_chars = char_budget(backend, max_chars)
+    if few_shot is not None:
+        few_shot.prepare([c.text for c in chunks])
 
     async def one(chunk: Chunk) -> Classification | None:
         async with gate:
-            task = build_task(chunk.text, classes=classes, rules=rules, description=description, few_shot=None,
+            task = build_task(chunk.text, classes=classes, rules=rules, description=description, few_shot=few_shot,
                               max_chars=max_chars, multi_label=multi_label)
             try:
                 return await call_log.classify(backend, task, purpose=purpose)

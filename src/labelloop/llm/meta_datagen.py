@@ -23,10 +23,11 @@ from pathlib import Path
 
 import jinja2
 
+from labelloop import labels as policy
 from labelloop.config import Config
 from labelloop.errors import LabelloopError
 from labelloop.files import atomic_file
-from labelloop.store import LLMCall, Store
+from labelloop.store import Label, LLMCall, Store
 
 KEYS = {"label_details": "label", "rules_creation_details": "rules"}
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -62,6 +63,19 @@ def _key(call: LLMCall, keys: list[str]) -> str | None:
     return next((k for k in keys if KEYS[k] == purpose), None)
 
 
+def _label_record(call: LLMCall, lab: Label | None, chunk: str | None) -> dict:
+    """The label a labeling call gave, as the store holds it (the one that counts); the log's answer if none."""
+    if lab is not None:
+        return {"chunk_id": lab.chunk_id, "chunk": chunk, "label": lab.label, "source": lab.source,
+                "confidence": lab.confidence, "status": lab.status}
+    answered = call.response.get("label")
+    probs = call.response.get("probs") or {}
+    return {"chunk_id": None, "chunk": chunk, "label": answered,
+            "source": (call.purpose or "").partition(":")[2] or None,
+            "confidence": probs.get(answered) if answered in probs else None,
+            "status": policy.OK if answered is not None else policy.UNLABELED}
+
+
 def write_meta_dataset(store: Store, config: Config, path: str | Path) -> int:
     """Write one chat record per logged call for the chosen keys; return how many (0 when off)."""
     meta = config.meta_datagen
@@ -89,12 +103,7 @@ def write_meta_dataset(store: Store, config: Config, path: str | Path) -> int:
             chunk = label = None
             if key == "label_details":
                 chunk = ((call.request or {}).get("inputs", {}).get("task") or {}).get("text")
-                lab = labels.get(call.id)
-                label = {"chunk_id": lab.chunk_id if lab else None, "chunk": chunk,
-                         "label": call.response.get("label"),
-                         "source": lab.source if lab else (call.purpose or "").partition(":")[2] or None,
-                         "confidence": (call.response.get("probs") or {}).get(call.response.get("label")),
-                         "status": "ok" if call.response.get("label") is not None else "unlabeled"}
+                label = _label_record(call, labels.get(call.id), chunk)
                 record["label"] = label
             if extras:
                 values = {"key": key, "messages": messages, "reply": reply, "label": label, "chunk": chunk,
