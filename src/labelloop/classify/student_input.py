@@ -11,10 +11,12 @@ can never cut or chunk text differently. labelloop.json and the folder's README 
 
 The window fits a chunk: `system.chunk_size` counts text tokens (Augmentoolkit's meaning) and
 `max_length` counts the special tokens too, so when the base model's own length would hold a
-full chunk but for its two special tokens, the window grows by them (`window_for`); otherwise
-every chunk of exactly chunk_size tokens would lose its middle to a head-tail cut. A chunk_size
-beyond the model's length is a choice to cut (training.truncation_type), and an explicit
-student.max_seq_length is kept as set.
+full chunk but for its two special tokens, the window grows by them (`window_for`, when the
+model has the positions); otherwise every chunk of exactly chunk_size tokens would lose its
+middle to a head-tail cut. The window adapts, not the chunker: chunks stay chunk_size tokens,
+as Augmentoolkit means, and ingest need not know the student. A chunk_size beyond the model's
+length is a choice to cut (training.truncation_type); an explicit student.max_seq_length is
+kept as set.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class StudentInput:
     chunk_size: int
     classes: tuple[str, ...]
     multi_label: bool = False
-    chunk_encoder: str | None = None  # the model whose tokenizer cut the chunks (config.student_model)
+    chunk_encoder: str | None = None  # the model whose tokenizer chunked (config.student_model; None: packaged)
     tokenizer_dir: str | None = field(default=None, compare=False)  # where the tokenizer is (not saved)
     chunker_dir: str | None = field(default=None, compare=False)  # where the chunking tokenizer is (not saved)
 
