@@ -23,8 +23,6 @@ from labelloop.classify.encoder import Encoder
 from labelloop.classify.student_input import StudentInput
 from labelloop.config import StudentSection
 
-from tests.helpers.projects import LABELLOOP
-
 pytestmark = pytest.mark.slow
 
 CLASSES = ["weather", "sports", "food"]
@@ -71,13 +69,15 @@ def saved(kind: str, contract: StudentInput, folder: Path) -> Path:
 
 
 def predict_cli(folder: Path, texts: list[str], tmp: Path) -> list[dict]:
-    """`labelloop predict` on a .jsonl of the texts: its chunk rows."""
+    """`labelloop predict` (the command, in this process) on a .jsonl of the texts: its chunk rows."""
+    from typer.testing import CliRunner
+
+    from labelloop.cli import app
+
     inp, out = tmp / "in.jsonl", tmp / "out.jsonl"
     inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([LABELLOOP, "predict", str(folder), str(inp), "-o", str(out), "--runtime", "torch"],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = CliRunner().invoke(app, ["predict", str(folder), str(inp), "-o", str(out), "--runtime", "torch"])
+    assert result.exit_code == 0, result.output[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     return [r for r in rows if r.get("kind", "chunk") == "chunk"]
 
