@@ -88,16 +88,10 @@ class Teachers:
         """Label chunks with one role's model; results land in the store as they arrive."""
         if not chunks:
             return None
-        from labelloop.llm.fewshot import FewShotPicker
         from labelloop.llm.labeler import label_chunks
 
         config = self.config
-        pool = [ex for _cid, ex in few_shot_examples(store, exclude={c.id for c in chunks})]
-        picker = (
-            FewShotPicker(pool, embed=self.embed, per_class=config.review.few_shot_per_class)
-            if pool and self.embed is not None and config.review.few_shot_per_class > 0
-            else None
-        )
+        picker = self.few_shot(store, exclude={c.id for c in chunks})
         thresholds = self.small_thresholds(store, rules) if role == "small" else None
         return self.run(role, lambda backend: label_chunks(
             store, backend, list(chunks), source=policy.ROLE_SOURCE[role], classes=config.classes, rules=rules,
@@ -106,30 +100,42 @@ class Teachers:
             multi_label=config.multi_label, thresholds=thresholds,
         ))
 
+    def few_shot(self, store: Store, exclude: set[int]):
+        """The few-shot picker over the reviewed examples outside `exclude`, or None when there are none."""
+        from labelloop.llm.fewshot import FewShotPicker
+
+        per_class = self.config.review.few_shot_per_class
+        pool = [ex for _cid, ex in few_shot_examples(store, exclude=exclude)]
+        return FewShotPicker(pool, embed=self.embed, per_class=per_class) if (
+            pool and self.embed is not None and per_class > 0) else None
+
     def small_thresholds(self, store: Store, rules: Rules) -> dict[str, float] | None:
         """Multi-label with an embedded small model: its per-class thresholds, tuned on the large model's labels.
 
         The embedded model answers with calibrated yes/no probabilities; where to cut them is chosen
         where the teacher's truth is, on the test chunks (up to CALIBRATION_CHUNKS of them): the small
-        model's answers there are only used for this, never stored as labels. Remembered per rules version.
+        model's answers there are only used for this, never stored as labels. They are answers to what
+        labeling sends: the same prompts and the same few-shot pool (less the test chunks themselves).
+        Remembered per rules version and few-shot pool.
         """
         config = self.config
         if not config.multi_label or resolve_llm(config, "small").mode == "api":
             return None
-        key = f"small_thresholds:rules-v{rules.version}"
+        large = store.labels_by_chunk(policy.LARGE)
+        test = [c for c in store.chunks("test") if policy.usable(large.get(c.id))][:CALIBRATION_CHUNKS]
+        picker = self.few_shot(store, exclude={c.id for c in test})
+        key = f"small_thresholds:rules-v{rules.version}" + (f":shots-{_pool_digest(picker)}" if picker else "")
         saved = store.get_meta(key)
         if saved is not None:
             return saved or None
-        large = store.labels_by_chunk(policy.LARGE)
-        test = [c for c in store.chunks("test") if policy.usable(large.get(c.id))][:CALIBRATION_CHUNKS]
-        thresholds = self._tune_small(store, rules, test, large) if test else {}
+        thresholds = self._tune_small(store, rules, test, large, picker) if test else {}
         store.set_meta(key, thresholds)
         if thresholds:
             shown = ", ".join(f"{c} {t:.2f}" for c, t in thresholds.items())
             self.say(f"small model thresholds, tuned on {len(test)} large-model test labels: {shown}")
         return thresholds or None
 
-    def _tune_small(self, store: Store, rules: Rules, test: list[Chunk], large: dict) -> dict[str, float]:
+    def _tune_small(self, store: Store, rules: Rules, test: list[Chunk], large: dict, picker) -> dict[str, float]:
         import numpy as np
 
         from labelloop.classify.thresholds import tune_thresholds
@@ -141,13 +147,22 @@ class Teachers:
         answers = self.run("small", lambda backend: classify_chunks(
             backend, test, CallLog(store), classes=config.classes, rules=rules,
             description=config.classification.desc, purpose="calibrate:small", multi_label=True,
-            concurrency_limit=config.system.concurrency_limit))
+            few_shot=picker, concurrency_limit=config.system.concurrency_limit))
         rows = [(c, a) for c, a in zip(test, answers) if a is not None and a.probs]
         if not rows:
             return {}
         probs = np.array([[float(a.probs.get(k, 0.0)) for k in config.classes] for _c, a in rows])
         Y = label_matrix([policy.label_value(large[c.id], True) for c, _a in rows], config.classes)
         return {k: float(t) for k, t in zip(config.classes, tune_thresholds(probs, Y))}
+
+
+def _pool_digest(picker) -> str:
+    """A short hash of a picker's examples: tuned thresholds belong to the few-shot pool they were tuned with."""
+    import hashlib
+    import json
+
+    pairs = sorted([e.text, e.label] for e in picker.examples)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:12]
 
 
 def prompt_notes(config: Config) -> list[str]:
