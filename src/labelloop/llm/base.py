@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from labelloop.config import LLMSection
 from labelloop.errors import LLMError
+
+if TYPE_CHECKING:
+    from labelloop.config import LLMSection
 
 
 class RequestRejectedError(LLMError):
