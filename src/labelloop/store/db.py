@@ -9,7 +9,6 @@ let the loop and the review app share the file without "database is locked" fail
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import time
@@ -101,8 +100,7 @@ class Store(ChunkTable, LabelTable, ReviewTable, RulesTable, RunTable, CallLogTa
 
         The result comes after the commit; a cancelled caller does not cancel a write already queued.
         """
-        fut = self._writer.submit(lambda _conn: method(*args, **kwargs))
-        return await asyncio.shield(asyncio.wrap_future(fut))
+        return await self._writer.run_async(lambda _conn: method(*args, **kwargs))
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._conn.execute(sql, params).fetchall()

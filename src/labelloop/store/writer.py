@@ -10,6 +10,7 @@ Across processes, BEGIN IMMEDIATE and the busy timeout keep writers apart.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import queue
@@ -50,6 +51,7 @@ class Writer:
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self._local = threading.local()
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Op, asyncio.Future]]] = {}
 
     def current(self) -> sqlite3.Connection | None:
         """The writer's connection when called from inside a job, else None."""
@@ -74,6 +76,41 @@ class Writer:
                                                 daemon=True)
                 self._thread.start()
         return fut
+
+    async def run_async(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Await op's result without blocking the event loop.
+
+        Writes awaited in the same turn of the loop travel to the writer as one job (an op that
+        fails, fails alone) and come back with one wake-up of the loop, so many concurrent writers
+        cost the two threads one hand-over, not one each. A cancelled caller does not cancel its write.
+        """
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._send_pending, loop)
+        pending.append((op, fut))
+        return await fut  # cancelling the caller cancels fut only: its write is queued all the same
+
+    def _send_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+
+        def deliver(outcomes: list[tuple[Any, BaseException | None]] | BaseException) -> None:
+            for i, (_op, fut) in enumerate(batch):
+                if fut.done():
+                    continue
+                result, exc = (None, outcomes) if isinstance(outcomes, BaseException) else outcomes[i]
+                if exc is None:
+                    fut.set_result(result)
+                else:
+                    fut.set_exception(exc)
+
+        def done(job: Future) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(deliver, job.exception() or job.result())
+
+        self.submit(lambda conn: _all(conn, [op for op, _fut in batch])).add_done_callback(done)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the queued jobs and end the thread (at exit, so nothing queued is lost)."""
@@ -165,6 +202,32 @@ class Writer:
                 fut.set_result(result)
             else:
                 fut.set_exception(exc)
+
+
+def _all(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[Any, BaseException | None]]:
+    """Run a batch's ops; if one fails, undo them all and run each in its own savepoint, so it fails alone."""
+    conn.execute("SAVEPOINT ops")
+    try:
+        results: list[tuple[Any, BaseException | None]] = [(op(conn), None) for op in ops]
+    except Exception:
+        conn.execute("ROLLBACK TO ops")
+        conn.execute("RELEASE ops")
+        return [_each(conn, op) for op in ops]
+    conn.execute("RELEASE ops")
+    return results
+
+
+def _each(conn: sqlite3.Connection, op: Op) -> tuple[Any, BaseException | None]:
+    """One op of a batched job, in its own savepoint: (result, None) or (None, its exception)."""
+    conn.execute("SAVEPOINT one")
+    try:
+        result = op(conn)
+    except Exception as exc:  # handed to that op's caller; the others in the job go on
+        conn.execute("ROLLBACK TO one")
+        conn.execute("RELEASE one")
+        return None, exc
+    conn.execute("RELEASE one")
+    return result, None
 
 
 @atexit.register
