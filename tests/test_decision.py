@@ -50,6 +50,15 @@ def test_a_document_pools_its_chunks_the_same_in_batches_as_at_once():
         DocumentPool().probs()
 
 
+def test_a_multi_label_document_holds_a_label_when_one_of_its_chunks_does():
+    chunks = np.array([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.1, 0.2, 0.3]])
+    t = [0.5, 0.5, 0.5]
+    doc = DocumentPool(multi_label=True).add(chunks[:1]).add(chunks[1:])
+    assert doc.probs().tolist() == [0.9, 0.8, 0.3] and doc.chunks == 3
+    assert decide(doc.probs(), CLASSES, t) == [["a", "b"]]  # the union of the chunks' sets
+    assert decide(pool(chunks), CLASSES, t) == [[]]  # the mean would lose both topics
+
+
 # A decision is an argmax over class probabilities or a comparison with per-class thresholds. These are
 # the argmaxes in src/ that are not a student's decision, each with why.
 NOT_A_DECISION = {

@@ -186,7 +186,8 @@ def predict(
                                          "with --engine ray, a new folder of part files.")],
     documents: Annotated[Optional[Path], typer.Option(
         help="Where to write one row per input (a .jsonl row, a file): \"kind\": \"document\", its chunk count, "
-             "and the answer on its chunks' mean probabilities. Default: beside --output, as "
+             "and the answer on its chunks' mean probabilities (multi-label: each label's max). Default: "
+             "beside --output, as "
              "NAME.documents.jsonl (with --engine ray, a folder NAME.documents).")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
     text_column: Annotated[str, typer.Option(help="Column/key holding the text.")] = "text",
@@ -250,7 +251,7 @@ def serve(
     """Serve a student over HTTP: POST /predict {"texts": [...]}.
 
     Each text is cut into chunks as predict cuts an input; the reply holds `predictions` (one document
-    answer per text, on its chunks' mean probabilities) and `chunks` (one row per chunk).
+    answer per text, on its chunks' pooled probabilities) and `chunks` (one row per chunk).
     """
     from labelloop.serving.http import serve as serve_model
 

@@ -4,8 +4,8 @@ The one place a probability row becomes a label (single-label: the most probable
 set (multi-label: every class reaching its threshold). The student's predict, its ONNX runtime,
 `labelloop predict` (local and Ray), `labelloop serve`, the loop's scoring, its stored student
 opinions, its stop-set checks and the balanced sampler all ask here. A document's answer is the
-decision on its chunks' probabilities pooled by `pool` (the choice is measured in
-bench/notes/2026-12-03-document-pooling.md).
+decision on its chunks' probabilities pooled by DocumentPool (the choice is measured in
+bench/notes/2026-12-03-predict-documents.md).
 """
 
 from __future__ import annotations
@@ -62,27 +62,31 @@ def confidence(probs, thresholds: Sequence[float] | None = None) -> np.ndarray:
 class DocumentPool:
     """A document's probabilities pooled from its chunks', added in batches: memory stays one row whatever the count.
 
-    Single-label and multi-label alike take the mean of the chunks' probabilities (measured against the max for
-    multi-label in bench/notes/2026-12-03-document-pooling.md).
+    Single-label: the mean of the chunks' probabilities. Multi-label: each class's max, so a document holds a
+    label when one of its chunks does (the union of the chunks' label sets). Measured on BBC articles in
+    bench/notes/2026-12-03-predict-documents.md: the mean lost a topic that fills only part of a document.
     """
 
     def __init__(self, multi_label: bool = False):
         self.multi_label = multi_label
-        self.total: np.ndarray | None = None
+        self.pooled: np.ndarray | None = None  # the running sum (single-label) or max (multi-label)
         self.chunks = 0
 
     def add(self, chunk_probs) -> "DocumentPool":
         p = _rows(chunk_probs)
         if len(p):
-            s = p.sum(axis=0)
-            self.total = s if self.total is None else self.total + s
+            part = p.max(axis=0) if self.multi_label else p.sum(axis=0)
+            if self.pooled is None:
+                self.pooled = part
+            else:
+                self.pooled = np.maximum(self.pooled, part) if self.multi_label else self.pooled + part
             self.chunks += len(p)
         return self
 
     def probs(self) -> np.ndarray:
-        if self.total is None:
+        if self.pooled is None:
             raise ValueError("a document needs at least one chunk to pool")
-        return self.total / self.chunks
+        return self.pooled if self.multi_label else self.pooled / self.chunks
 
 
 def pool(chunk_probs, multi_label: bool = False) -> np.ndarray:

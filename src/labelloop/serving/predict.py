@@ -99,11 +99,6 @@ def answer_rows(probs, classes: list[str], thresholds: np.ndarray | None = None)
              "source": policy.STUDENT} for p, a, s in zip(probs, answers, sure)]
 
 
-def prediction_fields(p: np.ndarray, classes: list[str], thresholds: np.ndarray | None = None) -> dict:
-    """answer_rows of one probability row."""
-    return answer_rows(np.asarray(p)[None, :], classes, thresholds)[0]
-
-
 def document_row(input_: str | int, pooled: DocumentPool, classes: list[str], thresholds: np.ndarray | None) -> dict:
     """One input's answer: the decision on its chunks' pooled probabilities, with how many chunks it had."""
     return {"input": input_, "kind": DOCUMENT, "chunks": pooled.chunks,
@@ -160,7 +155,7 @@ def iter_predictions(
 def _progress(show: bool, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """A transient progress bar (chunks done, and of how many when known); yields its advance(n)."""
     columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn() if total is not None
-               else TextColumn("{task.completed} chunks"), TimeRemainingColumn())
+               else TextColumn("{task.completed:.0f} chunks"), TimeRemainingColumn())
     with Progress(*columns, disable=not show, transient=True) as bar:
         task = bar.add_task("predict", total=total)
         yield lambda n: bar.update(task, advance=n)
