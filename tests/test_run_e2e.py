@@ -121,10 +121,12 @@ def test_rerun_repeats_no_llm_call_and_retrains_nothing(finished_run):
 
 
 def test_predictions_cover_every_chunk_the_llm_did_not_label(finished_run):
+    """Every chunk without a label: no LLM label that holds a class (an unreadable reply is none), no person's."""
     out, *_ = finished_run
     store = Store(out / "labelloop.db", create=False)
-    llm_ids = {lab.chunk_id for lab in store.labels() if lab.source in ("llm-small", "llm-large")}
-    rest = {c.id for c in store.chunks()} - llm_ids
+    labeled = {lab.chunk_id for lab in store.labels()
+               if lab.source == "human" or (lab.source in ("llm-small", "llm-large") and lab.status == "ok")}
+    rest = {c.id for c in store.chunks()} - labeled
     rows = [json.loads(line) for line in (out / "final_classifier_output" / "predictions.jsonl").open()]
     assert {r["chunk_id"] for r in rows} == rest
     assert all(r["label"] in CLASSES and 0 < r["confidence"] <= 1 and r["source"] == "student" for r in rows)
